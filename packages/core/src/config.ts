@@ -1,0 +1,305 @@
+// Configuration: every knob, read once from the environment at start-up and checked all at once.
+// A wrong value must stop the process with one line that names the variable and what it expected,
+// not surface later as a confusing failure deep in a build. Names follow Nixery wherever Nixery has
+// the knob, so its users can switch. This module reads no process.env itself: callers pass it in.
+import { posix } from 'node:path';
+import { z } from 'zod';
+import { displayValue } from './display.js';
+import type { PackageSource } from './package-source.js';
+import { CHANNEL_PATTERN } from './package-source.js';
+import { isSystem, SYSTEMS, type System } from './systems.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export type StorageConfig =
+  | { readonly backend: 'filesystem'; readonly path: string }
+  | {
+      readonly backend: 's3';
+      readonly bucket: string;
+      readonly endpoint: string | undefined;
+      readonly region: string;
+      readonly forcePathStyle: boolean;
+      readonly usePresignedUrls: boolean;
+    };
+
+export interface Config {
+  /** PORT: the API's HTTP port. */
+  readonly port: number;
+  /** LOG_LEVEL: a pino level. */
+  readonly logLevel: LogLevel;
+  /** NIXERY_CHANNEL | NIXERY_PKGS_REPO | NIXERY_PKGS_PATH. */
+  readonly source: Readonly<PackageSource>;
+  /** NIXERY_STORAGE_BACKEND, STORAGE_PATH, S3_*, AWS_REGION. */
+  readonly storage: StorageConfig;
+  readonly nix: {
+    /** NIX_TIMEOUT */
+    readonly timeoutSeconds: number;
+    /** NIX_POPULARITY_URL */
+    readonly popularityUrl: string | undefined;
+  };
+  readonly redis: {
+    /** REDIS_URL */
+    readonly url: string;
+  };
+  /** NIXYARD_SYSTEMS: the systems served / built (a worker consumes these queues). */
+  readonly systems: readonly System[];
+  /** NIXYARD_INDEX_SYSTEMS: optional list of systems. */
+  readonly indexSystems: readonly System[] | undefined;
+  readonly worker: {
+    /** NIXYARD_WORKER_CONCURRENCY */
+    readonly concurrency: number;
+    /** NIXYARD_WORKER_METRICS_PORT */
+    readonly metricsPort: number;
+  };
+  readonly image: {
+    /** NIXYARD_MAX_LAYERS: layer budget, including the symlink layer. */
+    readonly maxLayers: number;
+    /** NIXYARD_GZIP_LEVEL */
+    readonly gzipLevel: number;
+    /** NIXERY_MANIFEST_TTL: how long manifests of moving targets are cached, in seconds. */
+    readonly manifestTtlSeconds: number;
+  };
+  readonly admin: {
+    /** NIXYARD_ADMIN_TOKEN: undefined means no admin token is configured. */
+    readonly token: string | undefined;
+  };
+}
+
+export type Env = Record<string, string | undefined>;
+
+/** Thrown by loadConfig; `message` is one line, `problems` the individual parts. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(problems.join('; '));
+    this.problems = Object.freeze([...problems]);
+  }
+}
+
+// ---- value parsers: each returns the value, or undefined when the text is not acceptable ----
+
+const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) => (raw: string) => {
+  if (!/^[0-9]{1,15}$/.test(raw)) return undefined;
+  const n = Number(raw);
+  return n >= min && n <= max ? n : undefined;
+};
+
+const TRUE_WORDS = new Set(['true', '1', 'yes']);
+const FALSE_WORDS = new Set(['false', '0', 'no']);
+const boolean = (raw: string) => {
+  const word = raw.toLowerCase();
+  return TRUE_WORDS.has(word) ? true : FALSE_WORDS.has(word) ? false : undefined;
+};
+
+const oneOf = <T extends string>(values: readonly T[]) => (raw: string) =>
+  (values as readonly string[]).includes(raw) ? (raw as T) : undefined;
+
+const absolutePath = (raw: string) =>
+  posix.isAbsolute(raw) && !/[\x00-\x1f\x7f]/.test(raw) ? raw : undefined;
+
+const urlWithProtocol = (protocols: readonly string[]) => (raw: string) => {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return undefined;
+  }
+  return protocols.includes(url.protocol) ? raw : undefined;
+};
+
+const systemList = (raw: string): System[] | undefined => {
+  const items = raw.split(',').map((s) => s.trim());
+  if (items.length === 0 || !items.every(isSystem)) return undefined;
+  return [...new Set(items as System[])];
+};
+
+// DNS-compatible S3 bucket names: 3-63 of [a-z0-9.-], starting and ending with a letter or digit,
+// no empty label, no label starting/ending with "-", not shaped like an IPv4 address.
+const bucketName = (raw: string) => {
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(raw)) return undefined;
+  if (raw.split('.').some((label) => label.length === 0 || label.startsWith('-') || label.endsWith('-'))) {
+    return undefined;
+  }
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(raw)) return undefined;
+  return raw;
+};
+
+const nonBlank = (raw: string) => (/^[\x21-\x7e]+$/.test(raw) && !raw.startsWith('-') ? raw : undefined);
+const channelName = (raw: string) => (CHANNEL_PATTERN.test(raw) ? raw : undefined);
+const adminToken = (raw: string) => (raw.length >= 16 && !/[\s\x00-\x1f\x7f]/.test(raw) ? raw : undefined);
+
+/** Credentials never appear in messages: `scheme://user:pass@host` is shown as `scheme://***@host`. */
+const redactUrl = (raw: string) => raw.replace(/\/\/[^/@]*@/, '//***@');
+
+interface VarOptions {
+  /** How the received value is shown: default quoted; 'url' redacts credentials; 'secret' shows only the length. */
+  show?: 'value' | 'url' | 'secret';
+}
+
+/**
+ * A zod schema for one optional variable. A value the parser refuses becomes an issue whose message
+ * is `expected <expected>, got <shown value>`.
+ */
+function envVar<T>(expected: string, parse: (raw: string) => T | undefined, options: VarOptions = {}) {
+  return z
+    .string()
+    .transform((raw, ctx): T => {
+      const value = parse(raw);
+      if (value === undefined) {
+        const shown =
+          options.show === 'secret'
+            ? `${raw.length} characters`
+            : displayValue(options.show === 'url' ? redactUrl(raw) : raw, 80);
+        ctx.addIssue({ code: 'custom', message: `expected ${expected}, got ${shown}` });
+        return z.NEVER;
+      }
+      return value;
+    })
+    .optional();
+}
+
+const EnvSchema = z.object({
+  PORT: envVar('a port number from 1 to 65535', wholeNumber(1, 65535)),
+  LOG_LEVEL: envVar(`one of ${LOG_LEVELS.join(', ')}`, oneOf(LOG_LEVELS)),
+
+  NIXERY_CHANNEL: envVar('a channel name such as nixos-unstable', channelName),
+  NIXERY_PKGS_REPO: envVar('a git URL without whitespace, not starting with "-"', nonBlank, { show: 'url' }),
+  NIXERY_PKGS_PATH: envVar('an absolute path', absolutePath),
+
+  NIXERY_STORAGE_BACKEND: envVar('filesystem or s3', oneOf(['filesystem', 's3'] as const)),
+  STORAGE_PATH: envVar('an absolute path', absolutePath),
+  S3_BUCKET: envVar('a DNS-style bucket name (3-63 characters of a-z, 0-9, "." and "-")', bucketName),
+  S3_ENDPOINT: envVar('an http: or https: URL', urlWithProtocol(['http:', 'https:']), { show: 'url' }),
+  AWS_REGION: envVar('a region name such as us-east-1', (raw) => (/^[a-z0-9-]{1,64}$/.test(raw) ? raw : undefined)),
+  S3_FORCE_PATH_STYLE: envVar('true/false, 1/0 or yes/no', boolean),
+  S3_USE_PRESIGNED_URLS: envVar('true/false, 1/0 or yes/no', boolean),
+
+  NIX_TIMEOUT: envVar('a whole number of seconds >= 1', wholeNumber(1)),
+  NIX_POPULARITY_URL: envVar('an http:, https: or file: URL', urlWithProtocol(['http:', 'https:', 'file:']), {
+    show: 'url',
+  }),
+
+  REDIS_URL: envVar('a redis: or rediss: URL', urlWithProtocol(['redis:', 'rediss:']), { show: 'url' }),
+
+  NIXYARD_SYSTEMS: envVar(`a comma-separated list of ${SYSTEMS.join(', ')}`, systemList),
+  NIXYARD_INDEX_SYSTEMS: envVar(`a comma-separated list of ${SYSTEMS.join(', ')}`, systemList),
+  NIXYARD_WORKER_CONCURRENCY: envVar('a whole number >= 1', wholeNumber(1)),
+  NIXYARD_WORKER_METRICS_PORT: envVar('a port number from 1 to 65535', wholeNumber(1, 65535)),
+  NIXYARD_MAX_LAYERS: envVar('a whole number from 2 to 125 (including the symlink layer)', wholeNumber(2, 125)),
+  NIXYARD_GZIP_LEVEL: envVar('a whole number from 1 to 9', wholeNumber(1, 9)),
+  NIXERY_MANIFEST_TTL: envVar('a whole number of seconds >= 0', wholeNumber(0)),
+  NIXYARD_ADMIN_TOKEN: envVar('at least 16 characters without whitespace', adminToken, { show: 'secret' }),
+});
+
+const SOURCE_VARS = ['NIXERY_CHANNEL', 'NIXERY_PKGS_REPO', 'NIXERY_PKGS_PATH'] as const;
+
+export const CONFIG_DEFAULTS = Object.freeze({
+  port: 8080,
+  logLevel: 'info' as LogLevel,
+  storageBackend: 'filesystem' as const,
+  awsRegion: 'us-east-1',
+  s3ForcePathStyle: false,
+  s3UsePresignedUrls: true,
+  nixTimeoutSeconds: 60,
+  redisUrl: 'redis://127.0.0.1:6379',
+  systems: Object.freeze(['x86_64-linux'] as System[]),
+  workerConcurrency: 1,
+  workerMetricsPort: 9091,
+  maxLayers: 95,
+  gzipLevel: 6,
+  manifestTtlSeconds: 300,
+});
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+/**
+ * Reads and validates the whole configuration from `env` (pass `process.env`). An empty string
+ * counts as unset. Throws ConfigError listing every problem on one line. The result is deeply frozen.
+ */
+export function loadConfig(env: Env): Config {
+  // Empty values count as unset (`FOO=` in an env file or compose `${FOO}` of an unset variable).
+  const present: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (typeof value === 'string' && value !== '') present[key] = value;
+  }
+
+  const problems: string[] = [];
+  const parsed = EnvSchema.safeParse(present);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push(`${issue.path.map(String).join('.')}: ${issue.message}`);
+    }
+  }
+
+  // Cross-variable rules are checked on presence alone, so they are reported alongside field errors.
+  const setSources = SOURCE_VARS.filter((name) => present[name] !== undefined);
+  if (setSources.length !== 1) {
+    problems.push(
+      `${SOURCE_VARS.join(', ')}: expected exactly one to be set, got ${
+        setSources.length === 0 ? 'none' : setSources.join(' and ')
+      }`,
+    );
+  }
+  const backendRaw = present.NIXERY_STORAGE_BACKEND ?? CONFIG_DEFAULTS.storageBackend;
+  if (backendRaw === 'filesystem' && present.STORAGE_PATH === undefined) {
+    problems.push('STORAGE_PATH: expected an absolute path (required by the filesystem storage backend), got nothing');
+  }
+  if (backendRaw === 's3' && present.S3_BUCKET === undefined) {
+    problems.push('S3_BUCKET: expected a bucket name (required by the s3 storage backend), got nothing');
+  }
+
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const e = parsed.data;
+
+  const source: PackageSource =
+    e.NIXERY_CHANNEL !== undefined
+      ? { kind: 'channel', channel: e.NIXERY_CHANNEL }
+      : e.NIXERY_PKGS_REPO !== undefined
+        ? { kind: 'git', url: e.NIXERY_PKGS_REPO }
+        : { kind: 'path', path: e.NIXERY_PKGS_PATH as string };
+
+  const storage: StorageConfig =
+    (e.NIXERY_STORAGE_BACKEND ?? CONFIG_DEFAULTS.storageBackend) === 's3'
+      ? {
+          backend: 's3',
+          bucket: e.S3_BUCKET as string,
+          endpoint: e.S3_ENDPOINT,
+          region: e.AWS_REGION ?? CONFIG_DEFAULTS.awsRegion,
+          forcePathStyle: e.S3_FORCE_PATH_STYLE ?? CONFIG_DEFAULTS.s3ForcePathStyle,
+          usePresignedUrls: e.S3_USE_PRESIGNED_URLS ?? CONFIG_DEFAULTS.s3UsePresignedUrls,
+        }
+      : { backend: 'filesystem', path: e.STORAGE_PATH as string };
+
+  const config: Config = {
+    port: e.PORT ?? CONFIG_DEFAULTS.port,
+    logLevel: e.LOG_LEVEL ?? CONFIG_DEFAULTS.logLevel,
+    source,
+    storage,
+    nix: {
+      timeoutSeconds: e.NIX_TIMEOUT ?? CONFIG_DEFAULTS.nixTimeoutSeconds,
+      popularityUrl: e.NIX_POPULARITY_URL,
+    },
+    redis: { url: e.REDIS_URL ?? CONFIG_DEFAULTS.redisUrl },
+    systems: e.NIXYARD_SYSTEMS ?? [...CONFIG_DEFAULTS.systems],
+    indexSystems: e.NIXYARD_INDEX_SYSTEMS,
+    worker: {
+      concurrency: e.NIXYARD_WORKER_CONCURRENCY ?? CONFIG_DEFAULTS.workerConcurrency,
+      metricsPort: e.NIXYARD_WORKER_METRICS_PORT ?? CONFIG_DEFAULTS.workerMetricsPort,
+    },
+    image: {
+      maxLayers: e.NIXYARD_MAX_LAYERS ?? CONFIG_DEFAULTS.maxLayers,
+      gzipLevel: e.NIXYARD_GZIP_LEVEL ?? CONFIG_DEFAULTS.gzipLevel,
+      manifestTtlSeconds: e.NIXERY_MANIFEST_TTL ?? CONFIG_DEFAULTS.manifestTtlSeconds,
+    },
+    admin: { token: e.NIXYARD_ADMIN_TOKEN },
+  };
+  return deepFreeze(config);
+}

@@ -1,0 +1,59 @@
+// Keys: the names under which images and layers are cached, de-duplicated and stored. Every API
+// replica and every worker, of this version and the next, must compute the same key for the same
+// thing, or caches silently miss and identical builds run twice. So the formats below are a
+// compatibility contract: test/keys.test.ts pins known values. Changing how images are built or
+// layered means bumping LAYERING_VERSION, never editing these functions.
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import type { System } from './systems.js';
+
+/**
+ * Version of everything that shapes an image beyond its inputs (layering algorithm, tar format,
+ * symlink layer, config). Part of the image key: bump it to make every cached manifest stale.
+ */
+export const LAYERING_VERSION = 1;
+
+export interface ImageKeyInput {
+  /** The package source: its identity (see sourceIdentity) and its resolved revision. */
+  source: { identity: string; revision: string };
+  system: System;
+  packages: readonly string[];
+  layeringVersion: number;
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/**
+ * The image key: lowercase hex sha256 of the RFC 8785 (JCS) canonical JSON of exactly
+ *   {"layeringVersion":<n>,"packages":[<sorted, unique>],
+ *    "source":{"identity":<string>,"revision":<string>},"system":<string>}
+ * (keys in JCS order, no whitespace, UTF-8). Any other fields of the input are ignored.
+ */
+export function imageKey(input: ImageKeyInput): string {
+  const document = {
+    source: { identity: input.source.identity, revision: input.source.revision },
+    system: input.system,
+    packages: [...new Set(input.packages)].sort(),
+    layeringVersion: input.layeringVersion,
+  };
+  const json = canonicalize(document);
+  if (json === undefined) throw new TypeError('imageKey: input cannot be canonicalized');
+  return sha256Hex(json);
+}
+
+/**
+ * The layer key: lowercase hex sha256 of the layer's store paths, sorted (code-unit order),
+ * de-duplicated and joined with "\n" (no trailing newline), UTF-8.
+ */
+export function layerKey(storePaths: readonly string[]): string {
+  return sha256Hex([...new Set(storePaths)].sort().join('\n'));
+}
+
+const KEY_PATTERN = /^[a-f0-9]{64}$/;
+
+/** Whether `value` looks like a key from imageKey/layerKey (64 lowercase hex). */
+export function isKey(value: unknown): value is string {
+  return typeof value === 'string' && KEY_PATTERN.test(value);
+}

@@ -1,0 +1,233 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig, type Env } from '../src/index.js';
+
+const minimal: Env = { NIXERY_CHANNEL: 'nixos-unstable', STORAGE_PATH: '/var/lib/nixyard' };
+
+/** The one-line message loadConfig throws for `env`. */
+function failure(env: Env): string {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
+    assert.ok(!error.message.includes('\n'), `one line: ${JSON.stringify(error.message)}`);
+    return error.message;
+  }
+  assert.fail(`expected loadConfig(${JSON.stringify(env)}) to throw`);
+}
+
+describe('loadConfig', () => {
+  it('fills in defaults', () => {
+    assert.deepEqual(loadConfig(minimal), {
+      port: 8080,
+      logLevel: 'info',
+      source: { kind: 'channel', channel: 'nixos-unstable' },
+      storage: { backend: 'filesystem', path: '/var/lib/nixyard' },
+      nix: { timeoutSeconds: 60, popularityUrl: undefined },
+      redis: { url: 'redis://127.0.0.1:6379' },
+      systems: ['x86_64-linux'],
+      indexSystems: undefined,
+      worker: { concurrency: 1, metricsPort: 9091 },
+      image: { maxLayers: 95, gzipLevel: 6, manifestTtlSeconds: 300 },
+      admin: { token: undefined },
+    });
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      LOG_LEVEL: 'debug',
+      NIXERY_PKGS_REPO: 'https://example.org/nixpkgs.git',
+      NIXERY_STORAGE_BACKEND: 's3',
+      S3_BUCKET: 'nixyard-blobs',
+      S3_ENDPOINT: 'http://127.0.0.1:4568',
+      AWS_REGION: 'eu-west-1',
+      S3_FORCE_PATH_STYLE: 'YES',
+      S3_USE_PRESIGNED_URLS: '0',
+      NIX_TIMEOUT: '600',
+      NIX_POPULARITY_URL: 'file:///srv/popularity.json',
+      REDIS_URL: 'rediss://user:pw@redis.internal:6380/2',
+      NIXYARD_SYSTEMS: 'x86_64-linux, aarch64-linux',
+      NIXYARD_INDEX_SYSTEMS: 'aarch64-linux',
+      NIXYARD_WORKER_CONCURRENCY: '4',
+      NIXYARD_WORKER_METRICS_PORT: '9200',
+      NIXYARD_MAX_LAYERS: '2',
+      NIXYARD_GZIP_LEVEL: '9',
+      NIXERY_MANIFEST_TTL: '0',
+      NIXYARD_ADMIN_TOKEN: 'a'.repeat(16),
+    });
+    assert.deepEqual(config, {
+      port: 9000,
+      logLevel: 'debug',
+      source: { kind: 'git', url: 'https://example.org/nixpkgs.git' },
+      storage: {
+        backend: 's3',
+        bucket: 'nixyard-blobs',
+        endpoint: 'http://127.0.0.1:4568',
+        region: 'eu-west-1',
+        forcePathStyle: true,
+        usePresignedUrls: false,
+      },
+      nix: { timeoutSeconds: 600, popularityUrl: 'file:///srv/popularity.json' },
+      redis: { url: 'rediss://user:pw@redis.internal:6380/2' },
+      systems: ['x86_64-linux', 'aarch64-linux'],
+      indexSystems: ['aarch64-linux'],
+      worker: { concurrency: 4, metricsPort: 9200 },
+      image: { maxLayers: 2, gzipLevel: 9, manifestTtlSeconds: 0 },
+      admin: { token: 'a'.repeat(16) },
+    });
+  });
+
+  it('returns a deeply frozen object', () => {
+    const config = loadConfig(minimal);
+    assert.ok(Object.isFrozen(config));
+    assert.ok(Object.isFrozen(config.storage));
+    assert.ok(Object.isFrozen(config.systems));
+    assert.throws(() => {
+      (config as { port: number }).port = 1;
+    }, TypeError);
+  });
+
+  it('maps NIXERY_PKGS_PATH to a path source and requires it absolute', () => {
+    assert.deepEqual(loadConfig({ STORAGE_PATH: '/s', NIXERY_PKGS_PATH: '/srv/pkgs' }).source, {
+      kind: 'path',
+      path: '/srv/pkgs',
+    });
+    assert.equal(
+      failure({ STORAGE_PATH: '/s', NIXERY_PKGS_PATH: 'pkgs' }),
+      'NIXERY_PKGS_PATH: expected an absolute path, got "pkgs"',
+    );
+  });
+
+  it('gives the documented message for a bad NIX_TIMEOUT', () => {
+    assert.equal(failure({ ...minimal, NIX_TIMEOUT: 'abc' }), 'NIX_TIMEOUT: expected a whole number of seconds >= 1, got "abc"');
+  });
+
+  // [variable, bad value, text the message must contain]
+  const bad: Array<[string, string, string]> = [
+    ['PORT', '0', 'port number'],
+    ['PORT', '65536', 'port number'],
+    ['PORT', '80x', 'port number'],
+    ['PORT', ' 80', 'port number'],
+    ['LOG_LEVEL', 'verbose', 'one of trace, debug'],
+    ['LOG_LEVEL', 'INFO', 'one of trace'],
+    ['NIXERY_STORAGE_BACKEND', 'gcs', 'filesystem or s3'],
+    ['STORAGE_PATH', 'relative/dir', 'absolute path'],
+    ['S3_BUCKET', 'ab', 'bucket name'],
+    ['S3_BUCKET', 'Upper', 'bucket name'],
+    ['S3_BUCKET', 'a'.repeat(64), 'bucket name'],
+    ['S3_BUCKET', 'a..b', 'bucket name'],
+    ['S3_BUCKET', 'a_b', 'bucket name'],
+    ['S3_BUCKET', '192.168.1.1', 'bucket name'],
+    ['S3_ENDPOINT', 'ftp://x', 'http: or https: URL'],
+    ['S3_ENDPOINT', 'not a url', 'http: or https: URL'],
+    ['S3_FORCE_PATH_STYLE', 'maybe', 'true/false'],
+    ['S3_USE_PRESIGNED_URLS', 'on', 'true/false'],
+    ['NIX_TIMEOUT', '0', 'seconds >= 1'],
+    ['NIX_TIMEOUT', '1.5', 'seconds >= 1'],
+    ['NIX_TIMEOUT', '-3', 'seconds >= 1'],
+    ['NIX_TIMEOUT', '1e3', 'seconds >= 1'],
+    ['NIX_POPULARITY_URL', 'ftp://x/p.json', 'http:, https: or file: URL'],
+    ['REDIS_URL', 'http://127.0.0.1:6379', 'redis: or rediss: URL'],
+    ['REDIS_URL', '127.0.0.1:6379', 'redis: or rediss: URL'],
+    ['NIXYARD_SYSTEMS', 'x86_64-darwin', 'comma-separated list'],
+    ['NIXYARD_SYSTEMS', 'x86_64-linux,', 'comma-separated list'],
+    ['NIXYARD_INDEX_SYSTEMS', 'riscv64-linux', 'comma-separated list'],
+    ['NIXYARD_WORKER_CONCURRENCY', '0', '>= 1'],
+    ['NIXYARD_WORKER_METRICS_PORT', '70000', 'port number'],
+    ['NIXYARD_MAX_LAYERS', '1', 'from 2 to 125'],
+    ['NIXYARD_MAX_LAYERS', '126', 'from 2 to 125'],
+    ['NIXYARD_GZIP_LEVEL', '0', 'from 1 to 9'],
+    ['NIXYARD_GZIP_LEVEL', '10', 'from 1 to 9'],
+    ['NIXERY_MANIFEST_TTL', '-1', 'seconds >= 0'],
+    ['NIXYARD_ADMIN_TOKEN', 'short', 'at least 16 characters'],
+    ['NIXERY_CHANNEL', 'nixos unstable', 'channel name'],
+    ['NIXERY_PKGS_REPO', '--upload-pack=x', 'git URL'],
+  ];
+  for (const [name, value, expected] of bad) {
+    it(`names ${name} when it is ${JSON.stringify(value.slice(0, 20))}`, () => {
+      const message = failure({ ...minimal, [name]: value });
+      assert.ok(message.startsWith(`${name}: expected `), message);
+      assert.ok(message.includes(expected), message);
+    });
+  }
+
+  it('never echoes the admin token or URL credentials', () => {
+    const token = failure({ ...minimal, NIXYARD_ADMIN_TOKEN: 'hunter2' });
+    assert.equal(token, 'NIXYARD_ADMIN_TOKEN: expected at least 16 characters without whitespace, got 7 characters');
+    const redis = failure({ ...minimal, REDIS_URL: 'http://admin:s3cret@redis:6379' });
+    assert.ok(!redis.includes('s3cret'), redis);
+    assert.ok(redis.includes('"http://***@redis:6379"'), redis);
+  });
+
+  it('requires exactly one package source', () => {
+    const none = failure({ STORAGE_PATH: '/s' });
+    assert.equal(
+      none,
+      'NIXERY_CHANNEL, NIXERY_PKGS_REPO, NIXERY_PKGS_PATH: expected exactly one to be set, got none',
+    );
+    const several = failure({ STORAGE_PATH: '/s', NIXERY_CHANNEL: 'nixos-unstable', NIXERY_PKGS_PATH: '/p' });
+    assert.ok(several.startsWith('NIXERY_CHANNEL, NIXERY_PKGS_REPO, NIXERY_PKGS_PATH: expected exactly one'));
+    assert.ok(several.endsWith('got NIXERY_CHANNEL and NIXERY_PKGS_PATH'), several);
+  });
+
+  it('treats empty values as unset', () => {
+    const config = loadConfig({ ...minimal, NIXERY_PKGS_PATH: '', PORT: '', NIXYARD_ADMIN_TOKEN: '' });
+    assert.equal(config.port, 8080);
+    assert.equal(config.source.kind, 'channel');
+    assert.equal(config.admin.token, undefined);
+  });
+
+  it('requires STORAGE_PATH for the filesystem backend', () => {
+    const message = failure({ NIXERY_CHANNEL: 'nixos-unstable' });
+    assert.match(message, /^STORAGE_PATH: expected an absolute path \(required by the filesystem/);
+  });
+
+  it('requires S3_BUCKET for the s3 backend, and not STORAGE_PATH', () => {
+    const message = failure({ NIXERY_CHANNEL: 'nixos-unstable', NIXERY_STORAGE_BACKEND: 's3' });
+    assert.match(message, /^S3_BUCKET: expected a bucket name \(required by the s3/);
+    assert.ok(!message.includes('STORAGE_PATH'));
+    const config = loadConfig({ NIXERY_CHANNEL: 'nixos-unstable', NIXERY_STORAGE_BACKEND: 's3', S3_BUCKET: 'abc' });
+    assert.deepEqual(config.storage, {
+      backend: 's3',
+      bucket: 'abc',
+      endpoint: undefined,
+      region: 'us-east-1',
+      forcePathStyle: false,
+      usePresignedUrls: true,
+    });
+  });
+
+  it('reads booleans in every accepted spelling', () => {
+    const s3 = (value: string) =>
+      loadConfig({ NIXERY_CHANNEL: 'c', NIXERY_STORAGE_BACKEND: 's3', S3_BUCKET: 'abc', S3_FORCE_PATH_STYLE: value })
+        .storage;
+    for (const yes of ['true', 'TRUE', 'True', '1', 'yes', 'Yes']) {
+      assert.equal((s3(yes) as { forcePathStyle: boolean }).forcePathStyle, true, yes);
+    }
+    for (const no of ['false', 'FALSE', '0', 'no', 'NO']) {
+      assert.equal((s3(no) as { forcePathStyle: boolean }).forcePathStyle, false, no);
+    }
+  });
+
+  it('reports every problem on one line', () => {
+    const message = failure({ PORT: 'x', NIX_TIMEOUT: '0' });
+    const parts = message.split('; ');
+    assert.equal(parts.length, 4, message);
+    assert.ok(parts.some((p) => p.startsWith('PORT: ')));
+    assert.ok(parts.some((p) => p.startsWith('NIX_TIMEOUT: ')));
+    assert.ok(parts.some((p) => p.startsWith('NIXERY_CHANNEL, NIXERY_PKGS_REPO, NIXERY_PKGS_PATH: ')));
+    assert.ok(parts.some((p) => p.startsWith('STORAGE_PATH: ')));
+  });
+
+  it('shows control characters and long values safely', () => {
+    const message = failure({ ...minimal, LOG_LEVEL: `info\n${'x'.repeat(500)}` });
+    assert.match(message, /^LOG_LEVEL: expected one of .*, got "info\\nx+"\.\.\. \(505 characters\)$/);
+  });
+
+  it('de-duplicates systems', () => {
+    assert.deepEqual(loadConfig({ ...minimal, NIXYARD_SYSTEMS: 'aarch64-linux,aarch64-linux' }).systems, [
+      'aarch64-linux',
+    ]);
+  });
+});
