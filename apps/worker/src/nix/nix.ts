@@ -1,0 +1,121 @@
+// The Nix side of a build: resolve package names, build them, read their closure graph.
+//
+// Each step is one Nix command whose inputs are plain strings (JSON where structured) handed to
+// Nix as `--argstr` values, and whose answer is parsed as JSON and validated. Nothing the user
+// typed is ever spliced into Nix code or a shell line.
+
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import {
+  BuildFailureError,
+  type ClosureGraph,
+  type PackageSource,
+  type StorePathInfo,
+  type System,
+} from '@nixyard/core';
+import { runCommand, type RunOutcome } from './run-command.js';
+
+const RESOLVE_NIX = fileURLToPath(new URL('../../nix/resolve.nix', import.meta.url));
+
+export interface NixOptions {
+  /** NIX_TIMEOUT: the bound on each Nix command, in seconds. */
+  timeoutSeconds: number;
+  /** Environment for the Nix processes (NIX_CONFIG, PATH ...); defaults to this process's. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface BuildInput {
+  source: PackageSource;
+  system: System;
+  /** Attribute paths, already validated by @nixyard/core's name grammar. */
+  packages: readonly string[];
+}
+
+export interface ResolvedPackage {
+  name: string;
+  /** Output name → store path, for the outputs that go into an image. */
+  outputs: Record<string, string>;
+}
+
+export type ResolveResult =
+  | { kind: 'resolved'; packages: ResolvedPackage[] }
+  /** `unknown`: no such attribute (or not a package); `unavailable`: it exists but does not evaluate. */
+  | { kind: 'missing'; unknown: string[]; unavailable: string[] };
+
+const ResolveAnswer = z.object({
+  unknown: z.array(z.string()),
+  unavailable: z.array(z.string()),
+  packages: z.array(z.object({ name: z.string(), outputs: z.record(z.string(), z.string()) })),
+});
+
+const PathInfoAnswer = z.array(
+  z.object({
+    path: z.string(),
+    narSize: z.number().int().nonnegative(),
+    references: z.array(z.string()),
+  }),
+);
+
+function resolveArgs(input: BuildInput): string[] {
+  return [
+    RESOLVE_NIX,
+    '--argstr', 'sourceJSON', JSON.stringify(input.source),
+    '--argstr', 'system', input.system,
+    '--argstr', 'packagesJSON', JSON.stringify(input.packages),
+  ];
+}
+
+export class Nix {
+  constructor(private readonly options: NixOptions) {}
+
+  /** Evaluates the names against the package source; builds nothing. */
+  async resolve(input: BuildInput): Promise<ResolveResult> {
+    const stdout = await this.run('resolve', 'nix-instantiate', ['--eval', '--strict', '--json', ...resolveArgs(input), '-A', 'result']);
+    const answer = ResolveAnswer.parse(JSON.parse(stdout));
+    if (answer.unknown.length > 0 || answer.unavailable.length > 0) {
+      return { kind: 'missing', unknown: answer.unknown, unavailable: answer.unavailable };
+    }
+    return { kind: 'resolved', packages: answer.packages };
+  }
+
+  /** Realises the selected outputs of every package; returns their store paths, sorted. */
+  async build(input: BuildInput): Promise<string[]> {
+    const stdout = await this.run('build', 'nix-build', ['--no-out-link', ...resolveArgs(input), '-A', 'outputs']);
+    return [...new Set(stdout.split('\n').filter((line) => line.startsWith('/')))].sort();
+  }
+
+  /** The runtime closure of `roots`: every path with its references and NAR size. */
+  async closureGraph(roots: readonly string[]): Promise<ClosureGraph> {
+    const stdout = await this.run('graph', 'nix', [
+      '--extra-experimental-features', 'nix-command',
+      'path-info', '--json', '--recursive', ...roots,
+    ]);
+    const paths: StorePathInfo[] = PathInfoAnswer.parse(JSON.parse(stdout))
+      .map((p) => ({ path: p.path, narSize: p.narSize, references: [...p.references].sort() }))
+      .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return { roots: [...roots].sort(), paths };
+  }
+
+  private async run(step: string, command: string, args: string[]): Promise<string> {
+    const outcome: RunOutcome = await runCommand(command, args, {
+      timeoutSeconds: this.options.timeoutSeconds,
+      ...(this.options.env ? { env: this.options.env } : {}),
+    });
+    if (outcome.kind === 'timeout') {
+      throw new BuildFailureError({
+        code: 'TIMEOUT',
+        message: `nix ${step} timed out after ${this.options.timeoutSeconds}s`,
+        seconds: this.options.timeoutSeconds,
+        logTail: outcome.logTail,
+      });
+    }
+    if (outcome.code !== 0) {
+      throw new BuildFailureError({
+        code: 'BUILD_FAILED',
+        message: `nix ${step} failed with exit code ${outcome.code}`,
+        logTail: outcome.logTail,
+      });
+    }
+    return outcome.stdout;
+  }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages Nixyard's quick start and tests need, when missing.
+# Used by `npm start` and by CI, so the list lives in one place.
+#   nix-bin            Nix itself (single-user as root)
+#   patchelf           the bundled package set rewrites Debian's ELF files to store paths
+#   redis-server       the queue, started privately by the quick start and the tests
+#   skopeo, umoci      real OCI clients for the end-to-end tests
+#   git, ca-certificates, xz-utils   package sources fetched by Nix
+set -euo pipefail
+
+packages=(nix-bin patchelf redis-server skopeo umoci git ca-certificates xz-utils)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  echo "nixyard: please install these packages first: ${missing[*]}" >&2
+  exit 1
+fi
+echo "nixyard: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,138 @@
+// The worker's Nix side against real Nix: the bundled package set for resolve/build/graph, and
+// tiny throw-away package sets for the failure paths (unknown names, failing and hanging builds).
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { BuildFailureError, parseImageName, type PackageSource } from '@nixyard/core';
+import { buildClosure } from '../../apps/worker/src/build-closure.js';
+import { Nix } from '../../apps/worker/src/nix/nix.js';
+import { BUNDLED_SET, NIX_ENV, nixStoreClosure, prepareBundledSet, tempDir } from '../helpers/bundled-set.js';
+
+const bundled: PackageSource = { kind: 'path', path: BUNDLED_SET };
+const nix = new Nix({ timeoutSeconds: 600, env: NIX_ENV });
+
+function failureOf(err: unknown) {
+  assert.ok(err instanceof BuildFailureError, `expected a BuildFailureError, got ${String(err)}`);
+  return err.failure;
+}
+
+function directReferences(path: string): string[] {
+  const out = execFileSync('nix-store', ['-q', '--references', path], { env: NIX_ENV, encoding: 'utf8' });
+  return out.split('\n').filter(Boolean).sort();
+}
+
+describe('Nix side against the bundled package set', () => {
+  before(prepareBundledSet);
+
+  for (const name of ['shell/jq', 'xorg.xev']) {
+    test(`resolves, builds and graphs ${name}; the graph is nix-store's`, async () => {
+      const spec = parseImageName(name);
+      const built = await buildClosure(nix, { source: bundled, system: spec.system, packages: spec.packages });
+
+      assert.deepEqual(built.packages.map((p) => p.name), spec.packages);
+      assert.deepEqual(built.graph.roots, built.outputs);
+      for (const output of built.outputs) assert.ok(existsSync(output), `${output} was built`);
+
+      const closure = nixStoreClosure(built.outputs);
+      assert.deepEqual(built.graph.paths.map((p) => p.path), closure);
+      for (const info of built.graph.paths) {
+        assert.deepEqual(info.references, directReferences(info.path), `references of ${info.path}`);
+        assert.ok(info.narSize > 0, `${info.path} has a NAR size`);
+      }
+      // A real graph: more than the outputs themselves, and glibc shared by them.
+      assert.ok(closure.length > built.outputs.length, 'the closure has dependencies');
+      assert.ok(closure.some((p) => /-glibc-/.test(p)), 'glibc is in the closure');
+    });
+  }
+
+  test('reports exactly the unknown names, nested ones included', async () => {
+    const spec = parseImageName('hello/nosuchpkg/xorg.nosuch');
+    const result = await nix.resolve({ source: bundled, system: spec.system, packages: spec.packages });
+    assert.deepEqual(result, { kind: 'missing', unknown: ['nosuchpkg', 'xorg.nosuch'], unavailable: [] });
+  });
+
+  test('an attribute set that is not a package counts as unknown', async () => {
+    const result = await nix.resolve({ source: bundled, system: 'x86_64-linux', packages: ['hello', 'xorg'] });
+    assert.deepEqual(result, { kind: 'missing', unknown: ['xorg'], unavailable: [] });
+  });
+});
+
+describe('Nix side failure paths', () => {
+  const dir = tempDir('nix-failures');
+  const marker = join(dir.path, 'built-marker');
+  const nonce = `${process.pid}-${Date.now()}`; // a fresh derivation per run, never cached
+  writeFileSync(
+    join(dir.path, 'default.nix'),
+    `{ system ? builtins.currentSystem, ... }:
+let mk = name: script: derivation {
+  inherit name system; builder = "/bin/sh"; args = [ "-c" script ]; nonce = "${nonce}";
+}; in {
+  hello = mk "marked-hello" "echo built > ${marker}; echo hi > $out; exit 0";
+  failing = mk "failing" "echo 'compiling the thing'; echo 'error: the thing is broken' >&2; exit 3";
+  hanging = mk "hanging" "/bin/sleep 120; exit 0";
+  broken = throw "this package is marked as broken";
+  xorg = { };
+}
+`,
+  );
+  const source: PackageSource = { kind: 'path', path: dir.path };
+  after(dir.cleanup);
+
+  test('unknown names stop the build before anything is realised', async () => {
+    await assert.rejects(buildClosure(nix, { source, system: 'x86_64-linux', packages: ['hello', 'nosuchpkg', 'xorg.nosuch'] }), (err) => {
+      assert.deepEqual(failureOf(err), {
+        code: 'UNKNOWN_PACKAGES',
+        message: 'unknown packages: nosuchpkg, xorg.nosuch',
+        packages: ['nosuchpkg', 'xorg.nosuch'],
+      });
+      return true;
+    });
+    assert.equal(existsSync(marker), false, 'hello was not built');
+
+    // Control: the same package alone is built, so the marker above could have appeared.
+    await buildClosure(nix, { source, system: 'x86_64-linux', packages: ['hello'] });
+    assert.equal(existsSync(marker), true, 'hello was built');
+  });
+
+  test('a package that throws on evaluation is unavailable, not unknown', async () => {
+    const result = await nix.resolve({ source, system: 'x86_64-linux', packages: ['broken', 'hello'] });
+    assert.deepEqual(result, { kind: 'missing', unknown: [], unavailable: ['broken'] });
+  });
+
+  test('a failing build reports BUILD_FAILED with the log tail', async () => {
+    await assert.rejects(buildClosure(nix, { source, system: 'x86_64-linux', packages: ['failing'] }), (err) => {
+      const failure = failureOf(err);
+      assert.equal(failure.code, 'BUILD_FAILED');
+      assert.match(failure.code === 'BUILD_FAILED' ? failure.logTail : '', /error: the thing is broken/);
+      return true;
+    });
+  });
+
+  test('a build past the timeout is killed and reported as TIMEOUT', async () => {
+    const quick = new Nix({ timeoutSeconds: 2, env: NIX_ENV });
+    const started = performance.now();
+    await assert.rejects(buildClosure(quick, { source, system: 'x86_64-linux', packages: ['hanging'] }), (err) => {
+      const failure = failureOf(err);
+      assert.equal(failure.code, 'TIMEOUT');
+      assert.equal(failure.code === 'TIMEOUT' ? failure.seconds : 0, 2);
+      return true;
+    });
+    assert.ok(performance.now() - started < 60_000, 'the build did not run to its end');
+    // The builder, which Nix runs in a session of its own, is gone too.
+    const leftovers = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.trim() === '/bin/sleep 120');
+    assert.deepEqual(leftovers, []);
+  });
+
+  test('hostile names are refused before Nix runs', async () => {
+    const broken = new Nix({ timeoutSeconds: 5, env: { ...NIX_ENV, PATH: '/nonexistent' } });
+    for (const hostile of ['a"b', '${builtins.abort "x"}', '../etc', 'a b']) {
+      await assert.rejects(buildClosure(broken, { source, system: 'x86_64-linux', packages: [hostile] }), (err) => {
+        assert.equal((err as { code?: string }).code, 'NAME_INVALID', `${hostile} is refused by the grammar, not by a failed spawn`);
+        return true;
+      });
+    }
+  });
+});
