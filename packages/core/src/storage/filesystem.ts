@@ -1,0 +1,335 @@
+// The filesystem storage backend (STORAGE_PATH): blobs and records as plain files under one root.
+// Durability and visibility come from the filesystem's own guarantees: every write goes to a
+// temp file in `tmp/` (same filesystem), is fsynced, and only then is linked or renamed into place,
+// so a reader sees a complete, verified blob or nothing. Keys and digests become paths, so both are
+// checked here strictly enough that no input can name a file outside the root.
+//
+// Layout under the root:
+//   blobs/sha256/<hex>       content-addressed blobs (layers, configs, manifests)
+//   <record key>.json        records, e.g. manifests/<imageKey>.json, layers/<layerKey>.json
+//   tmp/                     in-progress writes; safe to empty while no writer runs
+
+import { createHash, randomBytes } from 'node:crypto';
+import { link, mkdir, open, opendir, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { digestHex, isDigest, type Digest } from '../digest.js';
+import { displayValue } from '../display.js';
+import {
+  DigestMismatchError,
+  RangeNotSatisfiableError,
+  type BlobStat,
+  type ByteRange,
+  type ListedBlob,
+  type RecordKey,
+  type Storage,
+  type WrittenBlob,
+} from './storage.js';
+
+const HEX = /^[a-f0-9]{64}$/;
+const KEY_SEGMENT = /^[A-Za-z0-9._-]+$/;
+/** First key segments the filesystem layout uses itself. */
+const RESERVED_TOP_SEGMENTS = new Set(['blobs', 'tmp']);
+const RECORD_SUFFIX = '.json';
+/** Keeps `<segment>.json` under the usual 255-byte file name limit, and keys short. */
+const MAX_SEGMENT_LENGTH = 200;
+const MAX_KEY_LENGTH = 1024;
+/** Small chunks are gathered into writes of this size; it bounds the memory one write holds. */
+const WRITE_BUFFER_SIZE = 1024 * 1024;
+
+/**
+ * Why `key` is not a record key this backend accepts, or undefined if it is one: `/`-separated
+ * segments of `[A-Za-z0-9._-]`, no empty, `.` or `..` segment, no leading or trailing `/`, not under
+ * `blobs/` or `tmp/`, and no directory segment ending in `.json` (it would collide with a record).
+ */
+function recordKeyProblem(key: string): string | undefined {
+  if (typeof key !== 'string' || key.length === 0) return 'is empty';
+  if (key.length > MAX_KEY_LENGTH) return `is longer than ${MAX_KEY_LENGTH} characters`;
+  const segments = key.split('/');
+  for (const [i, segment] of segments.entries()) {
+    if (segment.length === 0) return 'has an empty segment (a leading, trailing or doubled "/")';
+    if (segment === '.' || segment === '..') return 'has a "." or ".." segment';
+    if (!KEY_SEGMENT.test(segment)) return 'has a character outside [A-Za-z0-9._-]';
+    if (segment.length > MAX_SEGMENT_LENGTH) return `has a segment longer than ${MAX_SEGMENT_LENGTH} characters`;
+    if (i < segments.length - 1 && segment.endsWith(RECORD_SUFFIX)) return 'has a directory segment ending in ".json"';
+  }
+  if (RESERVED_TOP_SEGMENTS.has(segments[0] as string)) return `is under "${segments[0]}/", which storage uses itself`;
+  return undefined;
+}
+
+function assertRecordKey(key: RecordKey): void {
+  const problem = recordKeyProblem(key);
+  if (problem !== undefined) throw new Error(`invalid record key ${displayValue(String(key))}: ${problem}`);
+}
+
+function assertDigest(digest: Digest): void {
+  if (!isDigest(digest)) throw new Error(`invalid digest ${displayValue(String(digest))}`);
+}
+
+function errorCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
+}
+
+/** Runs `action`, turning "no such file" (ENOENT, or ENOTDIR on the way) into `fallback`. */
+async function ifExists<T, F>(action: () => Promise<T>, fallback: F): Promise<T | F> {
+  try {
+    return await action();
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return fallback;
+    throw error;
+  }
+}
+
+async function removeQuietly(path: string): Promise<void> {
+  await unlink(path).catch(() => undefined);
+}
+
+/** Writes all of `buffer[0, length)`; a write may take fewer bytes than offered. */
+async function writeAll(file: FileHandle, buffer: Uint8Array, length: number): Promise<void> {
+  let offset = 0;
+  while (offset < length) {
+    const { bytesWritten } = await file.write(buffer, offset, length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/** Makes a directory entry (a new or renamed file) durable. */
+async function syncDirectory(path: string): Promise<void> {
+  const dir = await open(path, 'r');
+  try {
+    await dir.sync();
+  } catch (error) {
+    // Some filesystems cannot fsync a directory; the entry is then as durable as they allow.
+    if (errorCode(error) !== 'EINVAL' && errorCode(error) !== 'EISDIR') throw error;
+  } finally {
+    await dir.close();
+  }
+}
+
+function checkRange(range: ByteRange, size: number): void {
+  const { start, end } = range;
+  const valid = Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start <= end && end < size;
+  if (!valid) throw new RangeNotSatisfiableError(range, size);
+}
+
+export class FilesystemStorage implements Storage {
+  readonly rootDir: string;
+  private readonly blobDir: string;
+  private readonly tmpDir: string;
+
+  constructor(rootDir: string) {
+    if (typeof rootDir !== 'string' || rootDir.length === 0) throw new Error('FilesystemStorage: rootDir is empty');
+    this.rootDir = rootDir;
+    this.blobDir = join(rootDir, 'blobs', 'sha256');
+    this.tmpDir = join(rootDir, 'tmp');
+  }
+
+  async writeBlob(data: AsyncIterable<Uint8Array>, expected?: Digest): Promise<WrittenBlob> {
+    if (expected !== undefined) assertDigest(expected);
+    const tempPath = await this.tempPath();
+    let file: FileHandle | undefined = await open(tempPath, 'wx', 0o644);
+    try {
+      const hash = createHash('sha256');
+      let size = 0;
+      // Copying small chunks into one buffer gathers them into fewer writes, and means the source may
+      // reuse its chunks once yielded. Each write is awaited before the next chunk is pulled: that is
+      // the backpressure, and at most this buffer and one chunk are held at a time.
+      const buffer = Buffer.allocUnsafe(WRITE_BUFFER_SIZE);
+      let buffered = 0;
+      for await (const chunk of data) {
+        if (!(chunk instanceof Uint8Array)) throw new TypeError('writeBlob: chunks must be Uint8Array');
+        hash.update(chunk);
+        size += chunk.length;
+        if (buffered + chunk.length > WRITE_BUFFER_SIZE) {
+          await writeAll(file, buffer, buffered);
+          buffered = 0;
+        }
+        if (chunk.length >= WRITE_BUFFER_SIZE) {
+          await writeAll(file, chunk, chunk.length);
+        } else {
+          buffer.set(chunk, buffered);
+          buffered += chunk.length;
+        }
+      }
+      await writeAll(file, buffer, buffered);
+      await file.sync();
+      await file.close();
+      file = undefined;
+
+      const digest: Digest = `sha256:${hash.digest('hex')}`;
+      if (expected !== undefined && digest !== expected) throw new DigestMismatchError(expected, digest);
+      const created = await this.publishBlob(tempPath, digest);
+      return { digest, size, created };
+    } finally {
+      await file?.close().catch(() => undefined);
+      // After a successful publish the temp name is only a second link (or already renamed away).
+      await removeQuietly(tempPath);
+    }
+  }
+
+  /**
+   * Moves a complete, verified temp file to its blob path. A hard link refuses to replace an
+   * existing file, so among concurrent writers of the same bytes exactly one reports `created`.
+   * Where hard links are unsupported, it falls back to rename (atomic, but then two racing writers
+   * may both report `created`; the content is identical either way).
+   */
+  private async publishBlob(tempPath: string, digest: Digest): Promise<boolean> {
+    const target = this.blobPath(digest);
+    await mkdir(this.blobDir, { recursive: true });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await link(tempPath, target);
+        await syncDirectory(this.blobDir);
+        return true;
+      } catch (error) {
+        const code = errorCode(error);
+        if (code === 'EEXIST') {
+          // Already stored: refresh its time, so garbage collection sees it as just written.
+          // If it vanished in between (deleted), go round and link ours.
+          const now = new Date();
+          const touched = await ifExists(() => utimes(target, now, now).then(() => true), false);
+          if (touched || attempt >= 3) return false;
+          continue;
+        }
+        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EMLINK' || code === 'ENOSYS') {
+          const existed = (await ifExists(() => stat(target), undefined)) !== undefined;
+          if (!existed) {
+            await rename(tempPath, target);
+            await syncDirectory(this.blobDir);
+          }
+          return !existed;
+        }
+        throw error;
+      }
+    }
+  }
+
+  async statBlob(digest: Digest): Promise<BlobStat | undefined> {
+    assertDigest(digest);
+    const stats = await ifExists(() => stat(this.blobPath(digest)), undefined);
+    if (stats === undefined || !stats.isFile()) return undefined;
+    return { digest, size: stats.size };
+  }
+
+  async readBlob(digest: Digest, range?: ByteRange): Promise<Readable | undefined> {
+    assertDigest(digest);
+    // Opening first means a concurrent delete cannot strike between the size check and the read.
+    const file = await ifExists(() => open(this.blobPath(digest), 'r'), undefined);
+    if (file === undefined) return undefined;
+    try {
+      const stats = await file.stat();
+      if (!stats.isFile()) {
+        await file.close();
+        return undefined;
+      }
+      if (range !== undefined) checkRange(range, stats.size);
+    } catch (error) {
+      await file.close();
+      throw error;
+    }
+    // The stream owns the handle from here and closes it when it ends or is destroyed.
+    return range === undefined
+      ? file.createReadStream()
+      : file.createReadStream({ start: range.start, end: range.end });
+  }
+
+  async deleteBlob(digest: Digest): Promise<boolean> {
+    assertDigest(digest);
+    return ifExists(() => unlink(this.blobPath(digest)).then(() => true), false);
+  }
+
+  async *listBlobs(): AsyncIterable<ListedBlob> {
+    const dir = await ifExists(() => opendir(this.blobDir), undefined);
+    if (dir === undefined) return;
+    for await (const entry of dir) {
+      if (!HEX.test(entry.name)) continue;
+      const stats = await ifExists(() => stat(join(this.blobDir, entry.name)), undefined);
+      if (stats === undefined || !stats.isFile()) continue;
+      yield { digest: `sha256:${entry.name}`, size: stats.size, modified: stats.mtime };
+    }
+  }
+
+  async putRecord(key: RecordKey, value: unknown): Promise<void> {
+    assertRecordKey(key);
+    const json = JSON.stringify(value);
+    if (json === undefined) throw new TypeError('putRecord: value cannot be written as JSON');
+    const target = this.recordPath(key);
+    const tempPath = await this.tempPath();
+    try {
+      const file = await open(tempPath, 'wx', 0o644);
+      try {
+        await file.writeFile(json, 'utf8');
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await mkdir(dirname(target), { recursive: true });
+      await rename(tempPath, target);
+      await syncDirectory(dirname(target));
+    } finally {
+      await removeQuietly(tempPath);
+    }
+  }
+
+  async getRecord(key: RecordKey): Promise<unknown> {
+    assertRecordKey(key);
+    const text = await ifExists(() => readFile(this.recordPath(key), 'utf8'), undefined);
+    return text === undefined ? undefined : (JSON.parse(text) as unknown);
+  }
+
+  async deleteRecord(key: RecordKey): Promise<boolean> {
+    assertRecordKey(key);
+    return ifExists(() => unlink(this.recordPath(key)).then(() => true), false);
+  }
+
+  /**
+   * Keys starting with `prefix` (plain string prefix, as S3 lists: `manifests/` or `manifests/ab`),
+   * depth first with each directory's entries sorted. The prefix must itself be a key, a key's
+   * beginning, or empty.
+   */
+  async *listRecords(prefix: string): AsyncIterable<RecordKey> {
+    const slash = prefix.lastIndexOf('/');
+    const dirKey = slash === -1 ? '' : prefix.slice(0, slash);
+    const partial = prefix.slice(slash + 1);
+    if (dirKey !== '') assertRecordKey(dirKey);
+    if (partial !== '' && !KEY_SEGMENT.test(partial)) {
+      throw new Error(`invalid record key prefix ${displayValue(prefix)}`);
+    }
+    yield* this.walkRecords(dirKey, prefix);
+  }
+
+  private async *walkRecords(dirKey: string, prefix: string): AsyncGenerator<RecordKey> {
+    const dirPath = dirKey === '' ? this.rootDir : join(this.rootDir, ...dirKey.split('/'));
+    const entries = await ifExists(() => readdir(dirPath, { withFileTypes: true }), undefined);
+    if (entries === undefined) return;
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      const childKey = dirKey === '' ? entry.name : `${dirKey}/${entry.name}`;
+      if (entry.isDirectory()) {
+        // Descend only where keys could still start with the prefix.
+        const within = `${childKey}/`;
+        if (!(within.startsWith(prefix) || prefix.startsWith(within))) continue;
+        if (recordKeyProblem(`${childKey}/x`) !== undefined) continue;
+        yield* this.walkRecords(childKey, prefix);
+      } else if (entry.isFile() && entry.name.endsWith(RECORD_SUFFIX)) {
+        const key = childKey.slice(0, -RECORD_SUFFIX.length);
+        if (key.startsWith(prefix) && recordKeyProblem(key) === undefined) yield key;
+      }
+    }
+  }
+
+  private blobPath(digest: Digest): string {
+    return join(this.blobDir, digestHex(digest));
+  }
+
+  private recordPath(key: RecordKey): string {
+    return join(this.rootDir, ...`${key}${RECORD_SUFFIX}`.split('/'));
+  }
+
+  /** A fresh, unused temp file name (the file is created exclusively by the caller). */
+  private async tempPath(): Promise<string> {
+    await mkdir(this.tmpDir, { recursive: true });
+    return join(this.tmpDir, `${process.pid}-${randomBytes(12).toString('hex')}`);
+  }
+}

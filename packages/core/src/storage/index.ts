@@ -1,0 +1,5 @@
+// The storage contract and its backends, under one import: `Storage` is what the API and the
+// workers program against; which backend stands behind it is a configuration choice (openStorage).
+export * from './storage.js';
+export * from './filesystem.js';
+export * from './open-storage.js';
