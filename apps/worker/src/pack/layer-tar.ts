@@ -1,0 +1,110 @@
+// Deterministic tar streams (DESIGN §1, phase 5). A layer's digest is its identity: the same store
+// paths must give the same bytes on every replica and every run, or layers would never be shared
+// between images and every pull after a rebuild would download everything again. So everything
+// that varies between machines is pinned: entries come in sorted order, times are 1970-01-01T00:00:01Z,
+// owners are root with no names, and only the permission bits of the mode are kept.
+//
+// Entries are described as data (TarEntry) so the store-path layers and the symlink layer share one
+// writer; file contents are read from disk only while the tar is being consumed, chunk by chunk.
+
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import tar, { type Header, type Pack } from 'tar-stream';
+
+export type TarEntry =
+  | { type: 'directory'; name: string; mode: number }
+  | { type: 'symlink'; name: string; mode: number; target: string }
+  /** `source` is the file on disk whose `size` bytes become the entry's content. */
+  | { type: 'file'; name: string; mode: number; size: number; source: string };
+
+/** 1970-01-01T00:00:01Z: not 0, which some tools treat as "no time" (Nix uses 1 in the store too). */
+export const LAYER_MTIME = new Date(1000);
+
+const STORE_DIR = '/nix/store';
+
+/**
+ * The entries of a store-path layer: `nix/`, `nix/store/`, then each store path (sorted) with its
+ * whole tree. Names are relative (no leading `/`), as OCI layers expect.
+ */
+export async function* storePathEntries(storePaths: Iterable<string>): AsyncGenerator<TarEntry> {
+  const sorted = [...new Set(storePaths)].sort();
+  for (const storePath of sorted) {
+    if (path.dirname(storePath) !== STORE_DIR || path.basename(storePath).startsWith('.')) {
+      throw new Error(`not a store path: ${JSON.stringify(storePath)}`);
+    }
+  }
+  yield { type: 'directory', name: 'nix', mode: 0o755 };
+  yield { type: 'directory', name: 'nix/store', mode: 0o755 };
+  for (const storePath of sorted) yield* treeEntries(storePath, storePath.slice(1));
+}
+
+/**
+ * The entries of the file tree at `diskPath` (a file, symlink or directory), named `name` in the
+ * tar, depth-first with the names of each directory in code-unit order.
+ */
+export async function* treeEntries(diskPath: string, name: string): AsyncGenerator<TarEntry> {
+  const stat = await lstat(diskPath);
+  const mode = stat.mode & 0o7777;
+  if (stat.isDirectory()) {
+    yield { type: 'directory', name, mode };
+    // Sorting here, not trusting readdir, is what makes the order independent of the filesystem.
+    const children = (await readdir(diskPath)).sort();
+    for (const child of children) yield* treeEntries(path.join(diskPath, child), `${name}/${child}`);
+  } else if (stat.isSymbolicLink()) {
+    yield { type: 'symlink', name, mode, target: await readlink(diskPath) };
+  } else if (stat.isFile()) {
+    // A hard link is just another regular file here: its bytes are stored again, which keeps each
+    // layer self-contained (a tar hard link may only point at an entry in the same layer).
+    yield { type: 'file', name, mode, size: stat.size, source: diskPath };
+  } else {
+    throw new Error(`cannot pack ${diskPath}: not a regular file, directory or symlink`);
+  }
+}
+
+/**
+ * The tar bytes of `entries`, produced as they are read. Stopping the iteration early (or a failing
+ * consumer) destroys the stream and stops the walk; a failing walk makes the iteration throw.
+ */
+export function tarStream(entries: AsyncIterable<TarEntry> | Iterable<TarEntry>): AsyncIterable<Buffer> {
+  const pack = tar.pack();
+  writeEntries(pack, entries).then(
+    () => pack.finalize(),
+    (error: unknown) => pack.destroy(error instanceof Error ? error : new Error(String(error))),
+  );
+  return pack as AsyncIterable<Buffer>;
+}
+
+async function writeEntries(pack: Pack, entries: AsyncIterable<TarEntry> | Iterable<TarEntry>): Promise<void> {
+  for await (const entry of entries) {
+    const header: Partial<Header> & { name: string } = {
+      // tar-stream does not add the conventional trailing slash to directory names itself.
+      name: entry.type === 'directory' ? `${entry.name}/` : entry.name,
+      type: entry.type,
+      mode: entry.mode,
+      mtime: LAYER_MTIME,
+      uid: 0,
+      gid: 0,
+      uname: '',
+      gname: '',
+      size: entry.type === 'file' ? entry.size : 0,
+      ...(entry.type === 'symlink' ? { linkname: entry.target } : {}),
+    };
+    let sink: ReturnType<Pack['entry']> | undefined;
+    // The callback reports when tar-stream is done with the entry, or why it failed (a destroyed
+    // pack, a file whose size changed under us).
+    const done = new Promise<void>((resolve, reject) => {
+      sink = pack.entry(header, (error) => (error ? reject(error) : resolve()));
+    });
+    done.catch(() => {}); // awaited below; this only keeps an early exit from leaving it unhandled
+    if (entry.type === 'file' && sink) {
+      for await (const chunk of createReadStream(entry.source)) {
+        // Backpressure: wait until the consumer has taken what the pack buffered.
+        if (!sink.write(chunk)) await Promise.race([once(sink, 'drain'), done]);
+      }
+      sink.end(null);
+    }
+    await done;
+  }
+}
