@@ -1,0 +1,82 @@
+// The registry's HTTP surface: the read-only half of the OCI distribution API under /v2/, plus
+// /metrics. Handlers are thin; names, keys, errors and storage live in @nixyard/core.
+
+import { randomUUID } from 'node:crypto';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { RegistryError, parseImageName, type PackageSource, type Storage } from '@nixyard/core';
+import type { Logger } from 'pino';
+import { serveBlob } from './blobs.js';
+import type { BuildQueue } from './build-queue.js';
+import { errorHandler, notFound } from './http-errors.js';
+import { serveManifest } from './manifests.js';
+import type { ApiMetrics } from './metrics.js';
+import { parseRegistryPath } from './registry-path.js';
+
+export interface ApiDeps {
+  storage: Storage;
+  builds: Pick<BuildQueue, 'build'>;
+  source: PackageSource;
+  sourceRevision(): Promise<string>;
+  metrics: ApiMetrics;
+  logger: Logger;
+}
+
+const READ_METHODS = new Set(['GET', 'HEAD']);
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
+
+export function createApp(deps: ApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag'); // registry responses carry their digest as ETag
+
+  app.use((req, res, next) => {
+    const given = req.header('x-request-id');
+    const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
+    res.locals.requestId = requestId;
+    res.setHeader('X-Request-Id', requestId);
+    res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
+    next();
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('Content-Type', deps.metrics.registry.contentType);
+    res.end(await deps.metrics.registry.metrics());
+  });
+
+  app.use('/v2', (req: Request, res: Response, next: NextFunction) => {
+    // Every write verb, on any /v2/ path (uploads included), is refused the same way.
+    if (!READ_METHODS.has(req.method)) {
+      throw new RegistryError('UNSUPPORTED', `${req.method} is not supported: this registry builds its images itself and accepts no pushes`);
+    }
+    const path = parseRegistryPath(req.originalUrl.split('?')[0]!);
+    if (!path) return next();
+    const head = req.method === 'HEAD';
+    switch (path.kind) {
+      case 'base':
+        res.setHeader('Content-Type', 'application/json');
+        res.status(200).end(head ? undefined : '{}');
+        return;
+      case 'manifest':
+        return serveManifest(
+          deps,
+          { name: path.name, reference: path.reference, accept: req.headers.accept, head, requestId: res.locals.requestId as string },
+          res,
+        );
+      case 'blob':
+        return serveBlob(deps.storage, path.name, path.digest, req, res);
+      case 'tags': {
+        // Every valid name has the tag `latest`: images are built on demand, never pushed.
+        parseImageName(path.name);
+        const body = JSON.stringify({ name: path.name, tags: ['latest'] });
+        res.setHeader('Content-Type', 'application/json');
+        res.setHeader('Content-Length', Buffer.byteLength(body));
+        res.status(200).end(head ? undefined : body);
+        return;
+      }
+    }
+  });
+
+  app.use(notFound);
+  app.use(errorHandler(deps.logger));
+  return app;
+}

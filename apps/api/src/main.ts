@@ -1,0 +1,60 @@
+// Starts the registry API from environment variables alone (DESIGN §6), for `npm run api` and
+// the container image. Any configuration problem stops it with one line naming the variable.
+
+import { ConfigError, loadConfig, openStorage, redisConnectionOptions, type Config } from '@nixyard/core';
+import { pino } from 'pino';
+import { createApp } from './app.js';
+import { BuildQueue } from './build-queue.js';
+import { ApiMetrics } from './metrics.js';
+import { sourceRevisionFor } from './source-revision.js';
+
+function configOrExit(): Config {
+  try {
+    const config = loadConfig(process.env);
+    if (config.source.kind !== 'path') throw new ConfigError(['NIXERY_CHANNEL/NIXERY_PKGS_REPO: not supported yet; set NIXERY_PKGS_PATH']);
+    return config;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`nixyard api: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+const config = configOrExit();
+const logger = pino({ level: config.logLevel, base: { role: 'api' } });
+const storage = openStorage(config.storage);
+const builds = new BuildQueue({
+  connection: redisConnectionOptions(config.redis.url),
+  systems: config.systems,
+  // Resolve, build and graph are each bounded by NIX_TIMEOUT; packing gets a minute on top.
+  waitTimeoutMs: (3 * config.nix.timeoutSeconds + 60) * 1000,
+});
+const app = createApp({
+  storage,
+  builds,
+  source: config.source,
+  sourceRevision: sourceRevisionFor(config.source),
+  metrics: new ApiMetrics(),
+  logger,
+});
+
+const server = app.listen(config.port, () => {
+  logger.info({ port: config.port, source: config.source, systems: config.systems }, 'nixyard api listening');
+});
+// A pull may wait for a whole build; Node's default 5-minute request timeout would cut it.
+server.requestTimeout = 0;
+
+let stopping = false;
+function stop(signal: string): void {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'stopping: finishing in-flight requests');
+  server.close(() => {
+    void builds.close().finally(() => process.exit(0));
+  });
+  server.closeIdleConnections();
+}
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));

@@ -1,0 +1,117 @@
+// GET/HEAD /v2/<name>/manifests/<reference>.
+//
+// A tag is answered from the stored manifest record when there is one (no queue, no Nix);
+// otherwise the build is enqueued, de-duplicated by image key, and the request waits for it.
+// A digest is answered from storage alone. HEAD builds exactly like GET when nothing is
+// stored, because containerd starts every pull with HEAD and needs Docker-Content-Digest.
+
+import type { Response } from 'express';
+import {
+  INDEX_MEDIA_TYPES,
+  MANIFEST_MEDIA_TYPES,
+  ManifestRecordSchema,
+  RegistryError,
+  buildJobFor,
+  manifestRecordKey,
+  parseImageRequest,
+  type Digest,
+  type ImageRequest,
+  type ManifestRecord,
+  type PackageSource,
+  type Storage,
+} from '@nixyard/core';
+import { chooseManifestFormat } from './accept.js';
+import type { BuildQueue } from './build-queue.js';
+import type { ApiMetrics } from './metrics.js';
+
+/** Manifests are small JSON documents; anything larger under a digest is not one of ours. */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+export interface ManifestDeps {
+  storage: Storage;
+  builds: Pick<BuildQueue, 'build'>;
+  source: PackageSource;
+  /** The source revision that keys images right now. */
+  sourceRevision(): Promise<string>;
+  metrics: ApiMetrics;
+}
+
+export interface ManifestQuery {
+  name: string;
+  reference: string;
+  accept: string | string[] | undefined;
+  head: boolean;
+  requestId: string;
+}
+
+export async function serveManifest(deps: ManifestDeps, query: ManifestQuery, res: Response): Promise<void> {
+  const request = parseImageRequest(query.name, query.reference);
+  if (request.reference.kind === 'digest') {
+    return serveManifestByDigest(deps.storage, request.reference.digest as Digest, query.head, res);
+  }
+  const record = await manifestRecordFor(deps, request, query.requestId);
+  const format = chooseManifestFormat(query.accept);
+  const descriptor = record.manifests[format];
+  const bytes = await readManifestBlob(deps.storage, descriptor.digest);
+  if (!bytes) throw new RegistryError('MANIFEST_UNKNOWN', `the manifest ${descriptor.digest} is missing from storage`, { digest: descriptor.digest });
+  sendManifest(res, bytes, mediaTypeOf(bytes) ?? '', descriptor.digest, query.head);
+}
+
+async function manifestRecordFor(deps: ManifestDeps, request: ImageRequest, requestId: string): Promise<ManifestRecord> {
+  const job = buildJobFor({ spec: request, source: deps.source, revision: await deps.sourceRevision(), requestId });
+  const stored = await readRecord(deps.storage, job.imageKey);
+  if (stored) {
+    deps.metrics.manifestRequests.inc({ cache: 'hit' });
+    return stored;
+  }
+  deps.metrics.manifestRequests.inc({ cache: 'miss' });
+  await deps.builds.build(job);
+  const built = await readRecord(deps.storage, job.imageKey);
+  if (!built) throw new RegistryError('UNKNOWN', 'the build finished but its manifest record is missing from storage');
+  return built;
+}
+
+async function readRecord(storage: Storage, imageKey: string): Promise<ManifestRecord | undefined> {
+  const raw = await storage.getRecord(manifestRecordKey(imageKey));
+  if (raw === undefined) return undefined;
+  const parsed = ManifestRecordSchema.safeParse(raw);
+  // A record we cannot read is treated as absent: the image is rebuilt and the record rewritten.
+  return parsed.success ? parsed.data : undefined;
+}
+
+async function serveManifestByDigest(storage: Storage, digest: Digest, head: boolean, res: Response): Promise<void> {
+  const bytes = await readManifestBlob(storage, digest);
+  const mediaType = bytes && mediaTypeOf(bytes);
+  if (!bytes || !mediaType) throw new RegistryError('MANIFEST_UNKNOWN', `no manifest with digest ${digest}`, { digest });
+  sendManifest(res, bytes, mediaType, digest, head);
+}
+
+async function readManifestBlob(storage: Storage, digest: Digest): Promise<Buffer | undefined> {
+  const stat = await storage.statBlob(digest);
+  if (!stat || stat.size > MAX_MANIFEST_BYTES) return undefined;
+  const stream = await storage.readBlob(digest);
+  if (!stream) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** The manifest's own mediaType field, when the blob is a manifest or index at all. */
+function mediaTypeOf(bytes: Buffer): string | undefined {
+  try {
+    const mediaType: unknown = JSON.parse(bytes.toString('utf8'))?.mediaType;
+    const known: readonly string[] = [...MANIFEST_MEDIA_TYPES, ...INDEX_MEDIA_TYPES];
+    return typeof mediaType === 'string' && known.includes(mediaType) ? mediaType : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function sendManifest(res: Response, bytes: Buffer, mediaType: string, digest: Digest, head: boolean): void {
+  res.status(200);
+  res.setHeader('Content-Type', mediaType);
+  res.setHeader('Content-Length', bytes.length);
+  res.setHeader('Docker-Content-Digest', digest);
+  res.setHeader('ETag', `"${digest}"`);
+  res.end(head ? undefined : bytes);
+}

@@ -1,0 +1,26 @@
+// Splits a /v2/ URL path into the registry resource it names. Image names contain slashes
+// (`shell/git/htop`), so the resource is found from the end of the path, as the distribution
+// spec's grammar implies: the last `/manifests/<ref>`, `/blobs/<digest>` or `/tags/list`.
+// Nothing here validates the name or the reference: that is @nixyard/core's job.
+
+export type RegistryPath =
+  | { kind: 'base' }
+  | { kind: 'manifest'; name: string; reference: string }
+  | { kind: 'blob'; name: string; digest: string }
+  | { kind: 'tags'; name: string };
+
+const MANIFEST = /^\/v2\/(.+)\/manifests\/([^/]+)$/;
+const BLOB = /^\/v2\/(.+)\/blobs\/([^/]+)$/;
+const TAGS = /^\/v2\/(.+)\/tags\/list$/;
+
+/** The resource a raw (not percent-decoded) request path names, or undefined for no resource. */
+export function parseRegistryPath(path: string): RegistryPath | undefined {
+  if (path === '/v2/' || path === '/v2') return { kind: 'base' };
+  let m = MANIFEST.exec(path);
+  if (m) return { kind: 'manifest', name: m[1]!, reference: m[2]! };
+  m = BLOB.exec(path);
+  if (m) return { kind: 'blob', name: m[1]!, digest: m[2]! };
+  m = TAGS.exec(path);
+  if (m) return { kind: 'tags', name: m[1]! };
+  return undefined;
+}

@@ -1,0 +1,86 @@
+// Starts a build worker from environment variables alone (DESIGN §6): one BullMQ worker per
+// system in NIXYARD_SYSTEMS, each taking jobs from `build-<system>`, plus the metrics endpoint.
+
+import { UnrecoverableError, Worker } from 'bullmq';
+import {
+  BuildFailureError,
+  BuildJobDataSchema,
+  ConfigError,
+  encodeBuildFailure,
+  loadConfig,
+  openStorage,
+  queueNameFor,
+  redisConnectionOptions,
+  type BuildResult,
+  type Config,
+} from '@nixyard/core';
+import { pino } from 'pino';
+import { buildImage } from './build-image.js';
+import { WorkerMetrics } from './metrics.js';
+import { Nix } from './nix/nix.js';
+
+function configOrExit(): Config {
+  try {
+    const config = loadConfig(process.env);
+    if (config.source.kind !== 'path') throw new ConfigError(['NIXERY_CHANNEL/NIXERY_PKGS_REPO: not supported yet; set NIXERY_PKGS_PATH']);
+    return config;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`nixyard worker: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+const config = configOrExit();
+const logger = pino({ level: config.logLevel, base: { role: 'worker' } });
+const storage = openStorage(config.storage);
+const nix = new Nix({ timeoutSeconds: config.nix.timeoutSeconds });
+const metrics = new WorkerMetrics();
+const connection = redisConnectionOptions(config.redis.url);
+
+async function runJob(data: unknown, jobId: string | undefined): Promise<BuildResult> {
+  const job = BuildJobDataSchema.parse(data);
+  const log = logger.child({ jobId, imageKey: job.imageKey, requestId: job.requestId, packages: job.packages, system: job.system });
+  log.info('build started');
+  try {
+    const result = await buildImage(
+      { nix, storage, maxLayers: config.image.maxLayers, gzipLevel: config.image.gzipLevel, onNixBuild: (e) => metrics.builds.inc({ result: e }) },
+      job,
+    );
+    log.info({ manifestDigest: result.manifestDigest, timings: result.timings }, 'build finished');
+    return result;
+  } catch (err) {
+    if (err instanceof BuildFailureError) {
+      log.warn({ failure: { ...err.failure, logTail: undefined } }, 'build failed');
+      // A typed failure is the build's answer, not a fault of this worker: retrying would only
+      // repeat it. The encoded failure is what the API decodes from the job's failedReason.
+      throw new UnrecoverableError(encodeBuildFailure(err.failure));
+    }
+    log.error({ err }, 'build crashed');
+    throw err;
+  }
+}
+
+const workers = config.systems.map(
+  (system) =>
+    new Worker(queueNameFor(system), (job) => runJob(job.data, job.id), {
+      connection,
+      concurrency: config.worker.concurrency,
+    }),
+);
+const metricsServer = await metrics.serve(config.worker.metricsPort);
+logger.info({ systems: config.systems, concurrency: config.worker.concurrency, metricsPort: config.worker.metricsPort }, 'nixyard worker ready');
+
+let stopping = false;
+async function stop(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'stopping: finishing the current jobs');
+  await Promise.all(workers.map((w) => w.close()));
+  metricsServer.close();
+  process.exit(0);
+}
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));
