@@ -1,0 +1,66 @@
+// The quick start: the whole system with embedded defaults, as separate processes (DESIGN §1):
+// a private redis-server (unless REDIS_URL is set), the API, one worker, filesystem storage under
+// ./var/storage and the bundled offline package set. Ctrl-C stops all of it.
+// scripts/start.sh installs what is missing first; run that (`npm start`), not this file.
+
+import { join } from 'node:path';
+import { withOfflineNixConfig } from '../apps/worker/src/nix/offline-config.js';
+import { REPO_ROOT, startRedis, startRole, waitForHttp, type Started } from './stack.js';
+
+const env = withOfflineNixConfig({ ...process.env });
+let redis: Started | undefined;
+const roles: Started[] = [];
+
+async function main(): Promise<void> {
+  if (!env.REDIS_URL) {
+    const server = await startRedis(join(REPO_ROOT, 'var', 'redis'));
+    redis = server;
+    env.REDIS_URL = server.url;
+  }
+  if (!env.NIXERY_CHANNEL && !env.NIXERY_PKGS_REPO && !env.NIXERY_PKGS_PATH) {
+    env.NIXERY_PKGS_PATH = join(REPO_ROOT, 'examples', 'pkgs');
+  }
+  env.STORAGE_PATH ??= join(REPO_ROOT, 'var', 'storage');
+  env.PORT ??= '8080';
+
+  const api = startRole('api', { env });
+  const worker = startRole('worker', { env });
+  roles.push(api, worker);
+  for (const role of [api, worker]) {
+    role.child.once('exit', (code, signal) => {
+      if (!stopping) void shutdown(`a process exited unexpectedly (${signal ?? code})`, 1);
+    });
+  }
+  await waitForHttp(`http://127.0.0.1:${env.PORT}/v2/`, 60_000, api.child);
+
+  const host = `localhost:${env.PORT}`;
+  process.stdout.write(
+    [
+      '',
+      `Nixyard is serving on http://${host}/ (packages: ${env.NIXERY_PKGS_PATH ?? env.NIXERY_PKGS_REPO ?? env.NIXERY_CHANNEL})`,
+      'Pull an image, for example:',
+      `  skopeo copy --src-tls-verify=false docker://${host}/shell/jq:latest oci:jq-image:latest`,
+      `  docker pull ${host}/hello`,
+      'Press Ctrl-C to stop.',
+      '',
+    ].join('\n'),
+  );
+}
+
+let stopping = false;
+async function shutdown(reason: string, code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write(`\nnixyard: stopping (${reason})\n`);
+  // Roles first (they finish in-flight work), Redis last.
+  await Promise.all(roles.map((p) => p.stop()));
+  await redis?.stop();
+  process.exit(code);
+}
+
+process.on('SIGINT', () => void shutdown('interrupted', 0));
+process.on('SIGTERM', () => void shutdown('terminated', 0));
+main().catch((err: unknown) => {
+  process.stderr.write(`nixyard: ${err instanceof Error ? err.message : String(err)}\n`);
+  void shutdown('start-up failed', 1);
+});

@@ -1,0 +1,205 @@
+// The pull path end to end: real API and worker processes, a private Redis, real Nix on the
+// bundled set, real filesystem storage, and real OCI clients (skopeo, umoci) pulling over HTTP.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createReadStream, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ManifestRecordSchema, OCI_IMAGE_MANIFEST, DOCKER_MANIFEST_V2, parseImageName, buildJobFor, manifestRecordKey } from '@nixyard/core';
+import { BUNDLED_SET, tempDir } from '../helpers/bundled-set.js';
+import { jobCount, metricValue, rawRequest, startStack, type TestStack } from '../helpers/stack.js';
+import { UNVERSIONED_PATH_REVISION } from '../../apps/api/src/source-revision.js';
+
+const CHROOT = existsSync('/usr/sbin/chroot') ? '/usr/sbin/chroot' : 'chroot';
+const NIX_BUILDS_STARTED = 'nixyard_builds_total{result="started"}';
+const MANIFEST_HITS = 'nixyard_manifest_requests_total{cache="hit"}';
+
+let stack: TestStack;
+const work = tempDir('e2e-pull');
+
+before(async () => {
+  stack = await startStack();
+});
+after(async () => {
+  await stack?.stop();
+  work.cleanup();
+});
+
+function skopeo(...args: string[]): string {
+  return execFileSync('skopeo', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
+}
+
+/** skopeo copy → umoci unpack; returns the rootfs and the image's Env. */
+let pulls = 0;
+function pullAndUnpack(name: string): { rootfs: string; env: string[] } {
+  const layout = join(work.path, `${name.replaceAll('/', '_')}-${++pulls}`);
+  skopeo('copy', '--src-tls-verify=false', `docker://${stack.registry}/${name}:latest`, `oci:${layout}:latest`);
+  const bundle = `${layout}-bundle`;
+  execFileSync('umoci', ['unpack', '--image', `${layout}:latest`, bundle], { stdio: 'pipe' });
+  const runtime = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { process: { env: string[] } };
+  return { rootfs: join(bundle, 'rootfs'), env: runtime.process.env };
+}
+
+function runInImage(image: { rootfs: string; env: string[] }, args: string[]): string {
+  const path = image.env.find((e) => e.startsWith('PATH='));
+  assert.ok(path, 'the image config sets PATH');
+  return execFileSync('env', ['-i', path, CHROOT, image.rootfs, ...args], { encoding: 'utf8' });
+}
+
+function storedRecord(name: string) {
+  const spec = parseImageName(name);
+  const job = buildJobFor({ spec, source: { kind: 'path', path: BUNDLED_SET }, revision: UNVERSIONED_PATH_REVISION });
+  const file = join(stack.storagePath, `${manifestRecordKey(job.imageKey)}.json`);
+  return ManifestRecordSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+}
+
+describe('pulling with real clients', () => {
+  test('shell/jq: skopeo copy, umoci unpack, then jq and bash run inside the rootfs', () => {
+    const image = pullAndUnpack('shell/jq');
+    assert.match(runInImage(image, ['jq', '--version']), /^jq-1\.\d/);
+    assert.equal(runInImage(image, ['bash', '-c', 'echo ok']), 'ok\n');
+  });
+
+  test('hello: the same', () => {
+    const image = pullAndUnpack('hello');
+    assert.equal(runInImage(image, ['hello']), 'Hello, world!\n');
+  });
+
+  test('skopeo inspect lists the recorded layers; a second pull starts no job and no build', async () => {
+    const record = storedRecord('shell/jq');
+    const inspected = JSON.parse(skopeo('inspect', '--tls-verify=false', `docker://${stack.registry}/shell/jq:latest`)) as { Layers: string[] };
+    assert.deepEqual(inspected.Layers, record.layers.map((l) => l.digest));
+
+    const [builds, hits, jobs] = [await metricValue(stack.workerMetricsUrl, NIX_BUILDS_STARTED), await metricValue(stack.apiMetricsUrl, MANIFEST_HITS), await jobCount(stack.redis.url)];
+    assert.ok(builds >= 2, 'the two pulls above built');
+    pullAndUnpack('shell/jq');
+    assert.equal(await metricValue(stack.workerMetricsUrl, NIX_BUILDS_STARTED), builds, 'no new Nix build');
+    assert.equal(await jobCount(stack.redis.url), jobs, 'no new job');
+    assert.ok((await metricValue(stack.apiMetricsUrl, MANIFEST_HITS)) > hits, 'answered from the stored manifest');
+  });
+});
+
+describe('de-duplication', () => {
+  test('50 concurrent pulls of a never-built image: one Nix build, 50 identical manifests', async () => {
+    const before = await metricValue(stack.workerMetricsUrl, NIX_BUILDS_STARTED);
+    const responses = await Promise.all(
+      Array.from({ length: 50 }, () =>
+        fetch(`http://${stack.registry}/v2/busybox/iana-etc/manifests/latest`, { headers: { Accept: OCI_IMAGE_MANIFEST } }).then(async (r) => ({
+          status: r.status,
+          digest: r.headers.get('docker-content-digest'),
+          body: await r.text(),
+        })),
+      ),
+    );
+    assert.deepEqual(new Set(responses.map((r) => r.status)), new Set([200]));
+    assert.equal(new Set(responses.map((r) => r.body)).size, 1, 'identical manifests');
+    assert.equal(new Set(responses.map((r) => r.digest)).size, 1, 'identical digests');
+    assert.equal((await metricValue(stack.workerMetricsUrl, NIX_BUILDS_STARTED)) - before, 1, 'exactly one Nix build');
+  });
+});
+
+describe('manifests and blobs over HTTP', () => {
+  test('Accept picks OCI or Docker schema 2; HEAD carries digest, type and length', async () => {
+    const base = `http://${stack.registry}/v2/hello/manifests/latest`;
+    const oci = await fetch(base, { headers: { Accept: OCI_IMAGE_MANIFEST } });
+    const ociBody = Buffer.from(await oci.arrayBuffer());
+    assert.equal(oci.headers.get('content-type'), OCI_IMAGE_MANIFEST);
+    assert.equal(oci.headers.get('docker-content-digest'), `sha256:${createHash('sha256').update(ociBody).digest('hex')}`);
+
+    const docker = await fetch(base, { headers: { Accept: DOCKER_MANIFEST_V2 } });
+    const dockerBody = JSON.parse(await docker.text()) as { mediaType: string; layers: Array<{ digest: string }> };
+    assert.equal(docker.headers.get('content-type'), DOCKER_MANIFEST_V2);
+    assert.equal(dockerBody.mediaType, DOCKER_MANIFEST_V2);
+    const ociLayers = (JSON.parse(ociBody.toString()) as { layers: Array<{ digest: string }> }).layers.map((l) => l.digest);
+    assert.deepEqual(dockerBody.layers.map((l) => l.digest), ociLayers, 'both formats share the layers');
+
+    // containerd: HEAD with one comma-separated Accept, then GET by digest.
+    const head = await fetch(base, { method: 'HEAD', headers: { Accept: `${DOCKER_MANIFEST_V2}, ${OCI_IMAGE_MANIFEST}` } });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), String(ociBody.length));
+    const digest = head.headers.get('docker-content-digest')!;
+    const byDigest = await fetch(`http://${stack.registry}/v2/hello/manifests/${digest}`);
+    assert.deepEqual(Buffer.from(await byDigest.arrayBuffer()), ociBody);
+    assert.equal(byDigest.headers.get('content-type'), OCI_IMAGE_MANIFEST);
+  });
+
+  test('blobs: HEAD, full GET and a single Range answered 206', async () => {
+    const record = storedRecord('hello');
+    const layer = record.layers[0]!;
+    const url = `http://${stack.registry}/v2/hello/blobs/${layer.digest}`;
+    const head = await fetch(url, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), String(layer.size));
+    assert.equal(head.headers.get('docker-content-digest'), layer.digest);
+    assert.equal(head.headers.get('accept-ranges'), 'bytes');
+    const full = Buffer.from(await (await fetch(url)).arrayBuffer());
+    assert.equal(`sha256:${createHash('sha256').update(full).digest('hex')}`, layer.digest);
+    const ranged = await fetch(url, { headers: { Range: 'bytes=10-19' } });
+    assert.equal(ranged.status, 206);
+    assert.equal(ranged.headers.get('content-range'), `bytes 10-19/${layer.size}`);
+    assert.deepEqual(Buffer.from(await ranged.arrayBuffer()), full.subarray(10, 20));
+  });
+
+  test('tags/list names the tag', async () => {
+    const res = await fetch(`http://${stack.registry}/v2/shell/jq/tags/list`);
+    assert.deepEqual(await res.json(), { name: 'shell/jq', tags: ['latest'] });
+  });
+});
+
+describe('errors', () => {
+  test('unknown packages: 404 MANIFEST_UNKNOWN naming them, after one evaluation and no build', async () => {
+    const builds = await metricValue(stack.workerMetricsUrl, 'nixyard_builds_total{result="succeeded"}');
+    const res = await fetch(`http://${stack.registry}/v2/hello/nosuchpkg/manifests/latest`);
+    assert.equal(res.status, 404);
+    const body = (await res.json()) as { errors: Array<{ code: string; message: string; detail: unknown }> };
+    assert.equal(body.errors[0]!.code, 'MANIFEST_UNKNOWN');
+    assert.match(body.errors[0]!.message, /nosuchpkg/);
+    assert.deepEqual(body.errors[0]!.detail, { packages: ['nosuchpkg'] });
+    assert.equal(await metricValue(stack.workerMetricsUrl, 'nixyard_builds_total{result="succeeded"}'), builds);
+  });
+
+  test('malformed names, digests and push verbs are refused before the queue', async () => {
+    const jobs = await jobCount(stack.redis.url);
+    const cases: Array<[string, string, number, string]> = [
+      ['GET', '/v2/hel"lo/manifests/latest', 400, 'NAME_INVALID'],
+      ['GET', '/v2/${builtins.abort}/manifests/latest', 400, 'NAME_INVALID'],
+      ['GET', '/v2/hello/../etc/manifests/latest', 400, 'NAME_INVALID'],
+      ['GET', `/v2/${Array.from({ length: 65 }, (_, i) => `p${i}`).join('/')}/manifests/latest`, 400, 'NAME_INVALID'],
+      ['HEAD', '/v2/hel"lo/manifests/latest', 400, ''],
+      ['GET', '/v2/x/blobs/sha256:zz', 400, 'DIGEST_INVALID'],
+      ['GET', `/v2/x/blobs/sha256:${'0'.repeat(64)}`, 404, 'BLOB_UNKNOWN'],
+      ['GET', `/v2/hello/manifests/sha256:${'0'.repeat(64)}`, 404, 'MANIFEST_UNKNOWN'],
+      ['GET', '/v2/hello/manifests/-bad-tag', 400, 'TAG_INVALID'],
+      ['PUT', '/v2/hello/manifests/latest', 405, 'UNSUPPORTED'],
+      ['POST', '/v2/hello/blobs/uploads/', 405, 'UNSUPPORTED'],
+      ['DELETE', `/v2/hello/blobs/sha256:${'0'.repeat(64)}`, 405, 'UNSUPPORTED'],
+      ['GET', '/v2/hello/nothing-here', 404, 'NAME_UNKNOWN'],
+      ['GET', '/no/such/route', 404, 'NAME_UNKNOWN'],
+    ];
+    for (const [method, path, status, code] of cases) {
+      const res = await rawRequest(stack.registry, method, path);
+      assert.equal(res.status, status, `${method} ${path}`);
+      if (method !== 'HEAD') {
+        assert.equal(res.headers['content-type'], 'application/json', `${method} ${path} answers JSON`);
+        const body = JSON.parse(res.body.toString()) as { errors: Array<{ code: string }> };
+        assert.equal(body.errors[0]!.code, code, `${method} ${path}`);
+      }
+    }
+    assert.equal(await jobCount(stack.redis.url), jobs, 'none of these reached the queue');
+  });
+});
+
+describe('storage integrity', () => {
+  test('every blob written by the suite hashes to its name', async () => {
+    const dir = join(stack.storagePath, 'blobs', 'sha256');
+    const names = readdirSync(dir);
+    assert.ok(names.length > 10, 'the suite wrote blobs');
+    for (const hex of names) {
+      const hash = createHash('sha256');
+      for await (const chunk of createReadStream(join(dir, hex))) hash.update(chunk as Buffer);
+      assert.equal(hash.digest('hex'), hex, `blob ${hex}`);
+    }
+  });
+});

@@ -1,0 +1,98 @@
+// A running Nixyard for end-to-end tests: private redis-server, the real API and worker
+// processes (scripts/stack.ts, as the quick start runs them), temp storage, the bundled set.
+
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { queueNameFor, redisConnectionOptions, type System } from '@nixyard/core';
+import { freePort, startRedis, startRole, waitForHttp, type RedisServer, type Started } from '../../scripts/stack.js';
+import { withOfflineNixConfig } from '../../apps/worker/src/nix/offline-config.js';
+import { BUNDLED_SET, prepareBundledSet, tempDir } from './bundled-set.js';
+
+export interface TestStack {
+  registry: string; // host:port
+  storagePath: string;
+  redis: RedisServer;
+  workerMetricsUrl: string;
+  apiMetricsUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startStack(extraEnv: Record<string, string> = {}): Promise<TestStack> {
+  prepareBundledSet();
+  const dir = tempDir('stack');
+  const redis = await startRedis(join(dir.path, 'redis'));
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const env = withOfflineNixConfig({
+    ...process.env,
+    REDIS_URL: redis.url,
+    STORAGE_PATH: join(dir.path, 'storage'),
+    NIXERY_PKGS_PATH: BUNDLED_SET,
+    PORT: String(port),
+    NIXYARD_WORKER_METRICS_PORT: String(metricsPort),
+    NIX_TIMEOUT: '600',
+    LOG_LEVEL: 'warn',
+    ...extraEnv,
+  });
+  const roles: Started[] = [startRole('api', { env }), startRole('worker', { env })];
+  const stack: TestStack = {
+    registry: `127.0.0.1:${port}`,
+    storagePath: join(dir.path, 'storage'),
+    redis,
+    apiMetricsUrl: `http://127.0.0.1:${port}/metrics`,
+    workerMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+    async stop() {
+      await Promise.all(roles.map((r) => r.stop()));
+      await redis.stop();
+      dir.cleanup();
+    },
+  };
+  try {
+    await waitForHttp(`http://${stack.registry}/v2/`, 60_000, roles[0]!.child);
+    await waitForHttp(stack.workerMetricsUrl, 60_000, roles[1]!.child);
+  } catch (err) {
+    await stack.stop();
+    throw err;
+  }
+  return stack;
+}
+
+/** The value of one Prometheus sample, e.g. `nixyard_builds_total{result="started"}`; 0 when absent. */
+export async function metricValue(url: string, sample: string): Promise<number> {
+  const text = await (await fetch(url)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line ? Number(line.slice(sample.length + 1)) : 0;
+}
+
+/** How many jobs the system's build queue holds in any state. */
+export async function jobCount(redisUrl: string, system: System = 'x86_64-linux'): Promise<number> {
+  const queue = new Queue(queueNameFor(system), { connection: redisConnectionOptions(redisUrl) });
+  try {
+    const counts = await queue.getJobCounts();
+    return Object.values(counts).reduce((a, b) => a + b, 0);
+  } finally {
+    await queue.close();
+  }
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/** An HTTP request whose path is sent exactly as given (fetch would normalise `..` away). */
+export function rawRequest(host: string, method: string, path: string, headers: Record<string, string> = {}): Promise<RawResponse> {
+  const [hostname, port] = host.split(':');
+  return new Promise((resolve, reject) => {
+    const req = request({ hostname, port: Number(port), method, path, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
