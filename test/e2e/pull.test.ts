@@ -149,15 +149,29 @@ describe('manifests and blobs over HTTP', () => {
 });
 
 describe('errors', () => {
-  test('unknown packages: 404 MANIFEST_UNKNOWN naming them, after one evaluation and no build', async () => {
-    const builds = await metricValue(stack.workerMetricsUrl, 'nixyard_builds_total{result="succeeded"}');
-    const res = await fetch(`http://${stack.registry}/v2/hello/nosuchpkg/manifests/latest`);
-    assert.equal(res.status, 404);
+  async function manifestError(name: string) {
+    const res = await fetch(`http://${stack.registry}/v2/${name}/manifests/latest`);
     const body = (await res.json()) as { errors: Array<{ code: string; message: string; detail: unknown }> };
-    assert.equal(body.errors[0]!.code, 'MANIFEST_UNKNOWN');
-    assert.match(body.errors[0]!.message, /nosuchpkg/);
-    assert.deepEqual(body.errors[0]!.detail, { packages: ['nosuchpkg'] });
-    assert.equal(await metricValue(stack.workerMetricsUrl, 'nixyard_builds_total{result="succeeded"}'), builds);
+    return { status: res.status, error: body.errors[0]! };
+  }
+
+  test('unknown packages: 404 MANIFEST_UNKNOWN naming them, from the package index without a job', async () => {
+    const jobs = await jobCount(stack.redis.url);
+    const { status, error } = await manifestError('hello/nosuchpkg');
+    assert.equal(status, 404);
+    assert.equal(error.code, 'MANIFEST_UNKNOWN');
+    assert.match(error.message, /nosuchpkg/);
+    assert.deepEqual(error.detail, { packages: ['nosuchpkg'] });
+    assert.equal(await jobCount(stack.redis.url), jobs, 'the index answered: no job');
+  });
+
+  test('unknown nested packages are found by Nix, every one named, nothing built', async () => {
+    const built = await metricValue(stack.workerMetricsUrl, 'nixyard_builds_total{result="succeeded"}');
+    const { status, error } = await manifestError('hello/nosuchpkg/xorg.nosuch');
+    assert.equal(status, 404);
+    assert.equal(error.code, 'MANIFEST_UNKNOWN');
+    assert.deepEqual(error.detail, { packages: ['nosuchpkg', 'xorg.nosuch'] });
+    assert.equal(await metricValue(stack.workerMetricsUrl, 'nixyard_builds_total{result="succeeded"}'), built);
   });
 
   test('malformed names, digests and push verbs are refused before the queue', async () => {

@@ -10,10 +10,12 @@ import type { BuildQueue } from './build-queue.js';
 import { errorHandler, notFound } from './http-errors.js';
 import { serveManifest } from './manifests.js';
 import type { ApiMetrics } from './metrics.js';
+import type { PackageIndexCache } from './package-index-cache.js';
 import { parseRegistryPath } from './registry-path.js';
 
 export interface ApiDeps {
   storage: Storage;
+  packageIndex: PackageIndexCache;
   builds: Pick<BuildQueue, 'build'>;
   source: PackageSource;
   sourceRevision(): Promise<string>;

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { createApp } from './app.js';
 import { BuildQueue } from './build-queue.js';
 import { ApiMetrics } from './metrics.js';
+import { PackageIndexCache } from './package-index-cache.js';
 import { sourceRevisionFor } from './source-revision.js';
 
 function configOrExit(): Config {
@@ -33,6 +34,7 @@ const builds = new BuildQueue({
 });
 const app = createApp({
   storage,
+  packageIndex: new PackageIndexCache(storage),
   builds,
   source: config.source,
   sourceRevision: sourceRevisionFor(config.source),

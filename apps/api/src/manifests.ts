@@ -12,6 +12,9 @@ import {
   ManifestRecordSchema,
   RegistryError,
   buildJobFor,
+  checkAgainstIndex,
+  sourceIdentity,
+  type BuildJobData,
   manifestRecordKey,
   parseImageRequest,
   type Digest,
@@ -22,6 +25,7 @@ import {
 } from '@nixyard/core';
 import { chooseManifestFormat } from './accept.js';
 import type { BuildQueue } from './build-queue.js';
+import type { PackageIndexCache } from './package-index-cache.js';
 import type { ApiMetrics } from './metrics.js';
 
 /** Manifests are small JSON documents; anything larger under a digest is not one of ours. */
@@ -29,6 +33,7 @@ const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 export interface ManifestDeps {
   storage: Storage;
+  packageIndex: PackageIndexCache;
   builds: Pick<BuildQueue, 'build'>;
   source: PackageSource;
   /** The source revision that keys images right now. */
@@ -65,10 +70,21 @@ async function manifestRecordFor(deps: ManifestDeps, request: ImageRequest, requ
     return stored;
   }
   deps.metrics.manifestRequests.inc({ cache: 'miss' });
+  await refuseKnownUnknowns(deps, job);
   await deps.builds.build(job);
   const built = await readRecord(deps.storage, job.imageKey);
   if (!built) throw new RegistryError('UNKNOWN', 'the build finished but its manifest record is missing from storage');
   return built;
+}
+
+/** Answers a misspelled package from the package index, without a build job, when it can. */
+async function refuseKnownUnknowns(deps: ManifestDeps, job: BuildJobData): Promise<void> {
+  const names = await deps.packageIndex.get({ source: { identity: sourceIdentity(job.source), revision: job.revision }, system: job.system });
+  if (!names) return;
+  const verdict = checkAgainstIndex(names, job.packages);
+  if (verdict.kind === 'unknown') {
+    throw new RegistryError('MANIFEST_UNKNOWN', `unknown packages: ${verdict.packages.join(', ')}`, { packages: verdict.packages });
+  }
 }
 
 async function readRecord(storage: Storage, imageKey: string): Promise<ManifestRecord | undefined> {

@@ -73,6 +73,10 @@ in
     packages = map (r: { inherit (r) name outputs; }) (withStatus "ok");
   };
 
+  # `nix-instantiate --eval --strict --json -A attributeNames`: the set's top-level names, for
+  # the API's index of known packages (only the names are forced, not the packages).
+  attributeNames = builtins.attrNames pkgs;
+
   # `nix-build -A outputs`: every selected output of every found package.
   outputs = builtins.concatMap
     (name:

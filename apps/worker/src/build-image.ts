@@ -26,6 +26,7 @@ import {
 } from '@nixyard/core';
 import { buildClosure } from './build-closure.js';
 import type { Nix } from './nix/nix.js';
+import { publishPackageIndex } from './package-index.js';
 import { storePathEntries } from './pack/layer-tar.js';
 import { packLayer, type PackedLayer } from './pack/pack-layer.js';
 import { buildSymlinkTree, packSymlinkLayer, type SymlinkTree } from './pack/symlink-layer.js';
@@ -38,6 +39,8 @@ export interface BuildImageDeps {
   gzipLevel: number;
   /** Called when Nix work starts and when it ends, for the builds counter. */
   onNixBuild?(event: 'started' | 'succeeded' | 'failed'): void;
+  /** Problems that do not fail the build. */
+  warn?(message: string, err: unknown): void;
 }
 
 const CA_BUNDLE = '/etc/ssl/certs/ca-bundle.crt';
@@ -47,6 +50,8 @@ export async function buildImage(deps: BuildImageDeps, data: BuildJobData): Prom
   // record a moment before it was written); the record makes that job free.
   const existing = await readManifestRecord(deps.storage, data.imageKey);
   if (existing) return resultOf(existing, { resolve: 0, build: 0, graph: 0, layer: 0, pack: 0, publish: 0 });
+
+  await publishPackageIndex(deps.nix, deps.storage, data).catch((err: unknown) => deps.warn?.('could not publish the package index', err));
 
   deps.onNixBuild?.('started');
   let closure;

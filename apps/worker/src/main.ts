@@ -46,7 +46,9 @@ async function runJob(data: unknown, jobId: string | undefined): Promise<BuildRe
   log.info('build started');
   try {
     const result = await buildImage(
-      { nix, storage, maxLayers: config.image.maxLayers, gzipLevel: config.image.gzipLevel, onNixBuild: (e) => metrics.builds.inc({ result: e }) },
+      { nix, storage, maxLayers: config.image.maxLayers, gzipLevel: config.image.gzipLevel, onNixBuild: (e) => metrics.builds.inc({ result: e }),
+        warn: (message, err) => log.warn({ err }, message),
+      },
       job,
     );
     log.info({ manifestDigest: result.manifestDigest, timings: result.timings }, 'build finished');

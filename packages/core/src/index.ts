@@ -11,6 +11,7 @@ export * from './keys.js';
 export * from './layering.js';
 export * from './manifest.js';
 export * from './media-types.js';
+export * from './package-index.js';
 export * from './package-source.js';
 export * from './queue.js';
 export * from './records.js';

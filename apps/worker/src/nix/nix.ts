@@ -78,6 +78,14 @@ export class Nix {
     return { kind: 'resolved', packages: answer.packages };
   }
 
+  /** The package set's top-level attribute names (for the API's package index). */
+  async attributeNames(source: PackageSource, system: System): Promise<string[]> {
+    const stdout = await this.run('index', 'nix-instantiate', [
+      '--eval', '--strict', '--json', ...resolveArgs({ source, system, packages: [] }), '-A', 'attributeNames',
+    ]);
+    return z.array(z.string()).parse(JSON.parse(stdout)).sort();
+  }
+
   /** Realises the selected outputs of every package; returns their store paths, sorted. */
   async build(input: BuildInput): Promise<string[]> {
     const stdout = await this.run('build', 'nix-build', ['--no-out-link', ...resolveArgs(input), '-A', 'outputs']);
