@@ -138,6 +138,12 @@ describe('packLayer of store paths', () => {
     assert.deepEqual(blobs, []);
   });
 
+  test('a file that ends before its entry does fails the pack mid-entry, and only the pack', async () => {
+    const readme = `${storePaths[0]}/share/doc/README`;
+    const entries = [{ type: 'file' as const, name: 'README', mode: 0o444, size: 1 << 20, source: readme }];
+    await assert.rejects(packLayer(storage, entries, { gzipLevel: 6 }), /README: it shrank while being read/);
+  });
+
   test('a failing storage fails the pack with its own error', async () => {
     sh(`touch ${work}/not-a-directory`);
     const broken = new FilesystemStorage(join(work, 'not-a-directory', 'storage'));

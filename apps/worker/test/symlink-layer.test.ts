@@ -13,8 +13,8 @@ const NIX_CONFIG = 'build-users-group =\nsandbox = false\nsubstituters =\nexperi
 function nixBuild(name: string, script: string): string {
   const expr = `derivation { name = ${JSON.stringify(name)}; system = builtins.currentSystem; builder = "/bin/sh";
     args = [ "-c" ${JSON.stringify(`export PATH=/usr/bin:/bin; set -e; ${script}`)} ]; }`;
-  const options = { env: { ...process.env, NIX_CONFIG }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] } as const;
-  return execFileSync('nix-build', ['--no-out-link', '-E', expr], options).trim();
+  const env = { ...process.env, NIX_CONFIG };
+  return execFileSync('nix-build', ['--no-out-link', '-E', expr], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 }
 
 const sh = (command: string) =>

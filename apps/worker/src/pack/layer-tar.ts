@@ -8,10 +8,12 @@
 // writer; file contents are read from disk only while the tar is being consumed, chunk by chunk.
 
 import { once } from 'node:events';
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import tar, { type Header, type Pack } from 'tar-stream';
+
+type Sink = ReturnType<Pack['entry']>;
 
 export type TarEntry =
   | { type: 'directory'; name: string; mode: number }
@@ -23,6 +25,7 @@ export type TarEntry =
 export const LAYER_MTIME = new Date(1000);
 
 const STORE_DIR = '/nix/store';
+const CHUNK_SIZE = 64 * 1024;
 
 /**
  * The entries of a store-path layer: `nix/`, `nix/store/`, then each store path (sorted) with its
@@ -45,13 +48,20 @@ export async function* storePathEntries(storePaths: Iterable<string>): AsyncGene
  * tar, depth-first with the names of each directory in code-unit order.
  */
 export async function* treeEntries(diskPath: string, name: string): AsyncGenerator<TarEntry> {
-  const stat = await lstat(diskPath);
+  yield* entriesOf(diskPath, name, await lstat(diskPath));
+}
+
+async function* entriesOf(diskPath: string, name: string, stat: Stats): AsyncGenerator<TarEntry> {
   const mode = stat.mode & 0o7777;
   if (stat.isDirectory()) {
     yield { type: 'directory', name, mode };
     // Sorting here, not trusting readdir, is what makes the order independent of the filesystem.
     const children = (await readdir(diskPath)).sort();
-    for (const child of children) yield* treeEntries(path.join(diskPath, child), `${name}/${child}`);
+    // All of a directory's lstat calls at once: the walk is bound by round trips, not by the disk.
+    const stats = await Promise.all(children.map((child) => lstat(path.join(diskPath, child))));
+    for (const [i, child] of children.entries()) {
+      yield* entriesOf(path.join(diskPath, child), `${name}/${child}`, stats[i] as Stats);
+    }
   } else if (stat.isSymbolicLink()) {
     yield { type: 'symlink', name, mode, target: await readlink(diskPath) };
   } else if (stat.isFile()) {
@@ -91,20 +101,34 @@ async function writeEntries(pack: Pack, entries: AsyncIterable<TarEntry> | Itera
       size: entry.type === 'file' ? entry.size : 0,
       ...(entry.type === 'symlink' ? { linkname: entry.target } : {}),
     };
-    let sink: ReturnType<Pack['entry']> | undefined;
-    // The callback reports when tar-stream is done with the entry, or why it failed (a destroyed
-    // pack, a file whose size changed under us).
+    let sink!: Sink;
+    // Settles when tar-stream is done with the entry, or rejects with why not (a destroyed pack).
     const done = new Promise<void>((resolve, reject) => {
       sink = pack.entry(header, (error) => (error ? reject(error) : resolve()));
     });
-    done.catch(() => {}); // awaited below; this only keeps an early exit from leaving it unhandled
-    if (entry.type === 'file' && sink) {
-      for await (const chunk of createReadStream(entry.source)) {
-        // Backpressure: wait until the consumer has taken what the pack buffered.
-        if (!sink.write(chunk)) await Promise.race([once(sink, 'drain'), done]);
-      }
-      sink.end(null);
-    }
+    // Failures reach us through `done` and the pack; without these no-op handlers an early exit
+    // would leave an unhandled rejection, and the entry's 'error' event would crash the process.
+    done.catch(() => {});
+    sink.on('error', () => {});
+    if (entry.type === 'file') await copyFile(entry.source, entry.size, sink, done);
     await done;
   }
+}
+
+/** Copies `size` bytes of a file into a tar entry, waiting whenever the pack is full (backpressure). */
+async function copyFile(source: string, size: number, sink: Sink, done: Promise<void>): Promise<void> {
+  const file = await open(source, 'r');
+  try {
+    for (let left = size; left > 0; ) {
+      // A fresh buffer for every chunk: tar-stream queues the chunk itself, not a copy.
+      const chunk = Buffer.allocUnsafe(Math.min(left, CHUNK_SIZE));
+      const { bytesRead } = await file.read(chunk, 0, chunk.length);
+      if (bytesRead === 0) throw new Error(`cannot pack ${source}: it shrank while being read`);
+      left -= bytesRead;
+      if (!sink.write(chunk.subarray(0, bytesRead))) await Promise.race([once(sink, 'drain'), done]);
+    }
+  } finally {
+    await file.close();
+  }
+  sink.end(null);
 }
