@@ -13,6 +13,7 @@ export * from './manifest.js';
 export * from './media-types.js';
 export * from './package-index.js';
 export * from './package-source.js';
+export * from './popularity.js';
 export * from './queue.js';
 export * from './records.js';
 export * from './redis-url.js';

@@ -11,7 +11,7 @@ import type { System } from './systems.js';
  * Version of everything that shapes an image beyond its inputs (layering algorithm, tar format,
  * symlink layer, config). Part of the image key: bump it to make every cached manifest stale.
  */
-export const LAYERING_VERSION = 1;
+export const LAYERING_VERSION = 2;
 
 export interface ImageKeyInput {
   /** The package source: its identity (see sourceIdentity) and its resolved revision. */
@@ -49,6 +49,16 @@ export function imageKey(input: ImageKeyInput): string {
  */
 export function layerKey(storePaths: readonly string[]): string {
   return sha256Hex([...new Set(storePaths)].sort().join('\n'));
+}
+
+/**
+ * The symlink layer's key: lowercase hex sha256 of "symlink-layer\n" followed by the package
+ * outputs in priority order, joined with "\n". Order matters (the first output wins a path), and
+ * store paths never change content, so this names the layer's content exactly; the prefix keeps
+ * it apart from any store-path layer's key.
+ */
+export function symlinkLayerKey(outputs: readonly string[]): string {
+  return sha256Hex(['symlink-layer', ...outputs].join('\n'));
 }
 
 const KEY_PATTERN = /^[a-f0-9]{64}$/;

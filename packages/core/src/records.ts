@@ -33,7 +33,7 @@ export const LayerRecordSchema = z.object({
   storePaths: z
     .array(z.string().min(1).startsWith('/', 'expected an absolute store path'))
     .refine(isSortedUnique, 'expected sorted, unique store paths'),
-  /** Merge rating: layers sort by it (highest first). For now the layer's total NAR size. */
+  /** Merge rating (planLayers): popularity of its head × its closure sizes; highest first. */
   rating: z.number().min(0),
 });
 export type LayerRecord = z.infer<typeof LayerRecordSchema>;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { imageKey, LAYERING_VERSION, layerKey, sourceIdentity, type ImageKeyInput } from '../src/index.js';
+import { imageKey, LAYERING_VERSION, layerKey, sourceIdentity, symlinkLayerKey, type ImageKeyInput } from '../src/index.js';
 
 const base: ImageKeyInput = {
   source: { identity: 'channel:nixos-unstable', revision: '0123456789abcdef0123456789abcdef01234567' },
@@ -14,7 +14,7 @@ describe('imageKey', () => {
   // Pinned: these values are a contract between processes and versions. If this test fails,
   // the key format changed and every cache would silently miss; bump LAYERING_VERSION instead.
   it('has pinned values', () => {
-    assert.equal(LAYERING_VERSION, 1);
+    assert.equal(LAYERING_VERSION, 2); // 2: popularity and dominator-tree layering
     assert.equal(imageKey(base), '36682378ff20aad5c60942119724ef11052b11f8e5b2a605ffed93c3396d60c4');
     assert.equal(
       imageKey({ ...base, system: 'aarch64-linux' }),
@@ -87,4 +87,12 @@ describe('sourceIdentity', () => {
     );
     assert.equal(sourceIdentity({ kind: 'channel', channel: 'nixos-unstable' }), 'channel:nixos-unstable');
   });
+});
+
+it('the symlink layer key depends on output order and never equals a layer key', () => {
+  const outputs = ['/nix/store/aaaa-hello', '/nix/store/bbbb-jq'];
+  assert.match(symlinkLayerKey(outputs), /^[0-9a-f]{64}$/);
+  assert.notEqual(symlinkLayerKey(outputs), symlinkLayerKey([...outputs].reverse()));
+  assert.notEqual(symlinkLayerKey(outputs), layerKey(outputs));
+  assert.equal(symlinkLayerKey(outputs), symlinkLayerKey([...outputs]));
 });
