@@ -13,35 +13,48 @@ export interface TestStack {
   registry: string; // host:port
   storagePath: string;
   redis: RedisServer;
+  /** The first worker's metrics. */
   workerMetricsUrl: string;
+  workerMetricsUrls: string[];
   apiMetricsUrl: string;
   stop(): Promise<void>;
 }
 
-export async function startStack(extraEnv: Record<string, string> = {}): Promise<TestStack> {
+export interface StackOptions {
+  env?: Record<string, string>;
+  /** Worker processes to start (default 1), each with its own metrics port. */
+  workers?: number;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<TestStack> {
   prepareBundledSet();
   const dir = tempDir('stack');
   const redis = await startRedis(join(dir.path, 'redis'));
   const port = await freePort();
-  const metricsPort = await freePort();
+  const metricsPorts: number[] = [];
+  for (let i = 0; i < (options.workers ?? 1); i++) metricsPorts.push(await freePort());
   const env = withOfflineNixConfig({
     ...process.env,
     REDIS_URL: redis.url,
     STORAGE_PATH: join(dir.path, 'storage'),
     NIXERY_PKGS_PATH: BUNDLED_SET,
     PORT: String(port),
-    NIXYARD_WORKER_METRICS_PORT: String(metricsPort),
     NIX_TIMEOUT: '600',
     LOG_LEVEL: 'warn',
-    ...extraEnv,
+    ...options.env,
   });
-  const roles: Started[] = [startRole('api', { env }), startRole('worker', { env })];
+  const roles: Started[] = [
+    startRole('api', { env }),
+    ...metricsPorts.map((port) => startRole('worker', { env: { ...env, NIXYARD_WORKER_METRICS_PORT: String(port) } })),
+  ];
+  const workerMetricsUrls = metricsPorts.map((port) => `http://127.0.0.1:${port}/metrics`);
   const stack: TestStack = {
     registry: `127.0.0.1:${port}`,
     storagePath: join(dir.path, 'storage'),
     redis,
     apiMetricsUrl: `http://127.0.0.1:${port}/metrics`,
-    workerMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+    workerMetricsUrl: workerMetricsUrls[0]!,
+    workerMetricsUrls,
     async stop() {
       await Promise.all(roles.map((r) => r.stop()));
       await redis.stop();
@@ -50,7 +63,7 @@ export async function startStack(extraEnv: Record<string, string> = {}): Promise
   };
   try {
     await waitForHttp(`http://${stack.registry}/v2/`, 60_000, roles[0]!.child);
-    await waitForHttp(stack.workerMetricsUrl, 60_000, roles[1]!.child);
+    for (const [i, url] of workerMetricsUrls.entries()) await waitForHttp(url, 60_000, roles[i + 1]!.child);
   } catch (err) {
     await stack.stop();
     throw err;
@@ -65,15 +78,19 @@ export async function metricValue(url: string, sample: string): Promise<number> 
   return line ? Number(line.slice(sample.length + 1)) : 0;
 }
 
-/** How many jobs the system's build queue holds in any state. */
-export async function jobCount(redisUrl: string, system: System = 'x86_64-linux'): Promise<number> {
+/** How many jobs the system's build queue holds, by state. */
+export async function jobCounts(redisUrl: string, system: System = 'x86_64-linux'): Promise<Record<string, number>> {
   const queue = new Queue(queueNameFor(system), { connection: redisConnectionOptions(redisUrl) });
   try {
-    const counts = await queue.getJobCounts();
-    return Object.values(counts).reduce((a, b) => a + b, 0);
+    return await queue.getJobCounts();
   } finally {
     await queue.close();
   }
+}
+
+/** How many jobs the system's build queue holds in any state. */
+export async function jobCount(redisUrl: string, system: System = 'x86_64-linux'): Promise<number> {
+  return Object.values(await jobCounts(redisUrl, system)).reduce((a, b) => a + b, 0);
 }
 
 export interface RawResponse {

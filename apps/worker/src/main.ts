@@ -14,9 +14,12 @@ import {
   type BuildResult,
   type Config,
 } from '@nixyard/core';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { buildImage } from './build-image.js';
+import { LayerCache } from './layer-cache.js';
 import { WorkerMetrics } from './metrics.js';
+import { LearnedPopularity, PublishedPopularity } from './popularity.js';
 import { Nix } from './nix/nix.js';
 
 function configOrExit(): Config {
@@ -39,6 +42,9 @@ const storage = openStorage(config.storage);
 const nix = new Nix({ timeoutSeconds: config.nix.timeoutSeconds });
 const metrics = new WorkerMetrics();
 const connection = redisConnectionOptions(config.redis.url);
+const redis = new Redis(connection);
+const layerCache = new LayerCache(storage, redis);
+const popularity = config.nix.popularityUrl ? new PublishedPopularity(config.nix.popularityUrl) : new LearnedPopularity(redis);
 
 async function runJob(data: unknown, jobId: string | undefined): Promise<BuildResult> {
   const job = BuildJobDataSchema.parse(data);
@@ -46,7 +52,14 @@ async function runJob(data: unknown, jobId: string | undefined): Promise<BuildRe
   log.info('build started');
   try {
     const result = await buildImage(
-      { nix, storage, maxLayers: config.image.maxLayers, gzipLevel: config.image.gzipLevel, onNixBuild: (e) => metrics.builds.inc({ result: e }),
+      {
+        nix,
+        storage,
+        layerCache,
+        popularity,
+        maxLayers: config.image.maxLayers,
+        gzipLevel: config.image.gzipLevel,
+        onNixBuild: (e) => metrics.builds.inc({ result: e }),
         warn: (message, err) => log.warn({ err }, message),
       },
       job,
@@ -82,6 +95,7 @@ async function stop(signal: string): Promise<void> {
   logger.info({ signal }, 'stopping: finishing the current jobs');
   await Promise.all(workers.map((w) => w.close()));
   metricsServer.close();
+  redis.disconnect();
   process.exit(0);
 }
 process.on('SIGTERM', () => void stop('SIGTERM'));

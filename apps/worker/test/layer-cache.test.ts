@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { FilesystemStorage, OCI_IMAGE_LAYER_GZIP, layerKey, redisConnectionOptions, type LayerRecord } from '@nixyard/core';
+import { LAYER_CACHE_HASH, LayerCache } from '../src/layer-cache.js';
+import { startRedis, type RedisServer } from '../../../scripts/stack.js';
+import { tempDir } from '../../../test/helpers/bundled-set.js';
+
+const dir = tempDir('layer-cache');
+let server: RedisServer;
+let redis: Redis;
+before(async () => {
+  server = await startRedis(join(dir.path, 'redis'));
+  redis = new Redis(redisConnectionOptions(server.url));
+});
+after(async () => {
+  redis?.disconnect();
+  await server?.stop();
+  dir.cleanup();
+});
+
+async function storedLayer(storage: FilesystemStorage, paths: string[]): Promise<LayerRecord> {
+  const blob = await storage.writeBlob(Readable.from([Buffer.from(`layer of ${paths.join(',')}`)]));
+  return { layerKey: layerKey(paths), digest: blob.digest, diffId: blob.digest, size: blob.size, mediaType: OCI_IMAGE_LAYER_GZIP, storePaths: paths, rating: 1 };
+}
+
+test('a put layer is found through Redis, and through storage alone by another replica', async () => {
+  const storage = new FilesystemStorage(join(dir.path, 'shared'));
+  const record = await storedLayer(storage, ['/nix/store/aaaa-a']);
+  await new LayerCache(storage, redis).put(record);
+  assert.deepEqual(await new LayerCache(storage, redis).get(record.layerKey), record);
+  assert.deepEqual(await new LayerCache(storage).get(record.layerKey), record, 'storage is the source of truth');
+});
+
+test('a record found only in storage is copied into Redis', async () => {
+  const storage = new FilesystemStorage(join(dir.path, 'backfill'));
+  const record = await storedLayer(storage, ['/nix/store/bbbb-b']);
+  await new LayerCache(storage).put(record); // written by a replica without Redis
+  assert.equal(await redis.hget(LAYER_CACHE_HASH, record.layerKey), null);
+  await new LayerCache(storage, redis).get(record.layerKey);
+  assert.deepEqual(JSON.parse((await redis.hget(LAYER_CACHE_HASH, record.layerKey))!), record);
+});
+
+test('a record whose blob is gone is a miss', async () => {
+  const storage = new FilesystemStorage(join(dir.path, 'gone'));
+  const record = await storedLayer(storage, ['/nix/store/cccc-c']);
+  const cache = new LayerCache(storage, redis);
+  await cache.put(record);
+  await storage.deleteBlob(record.digest);
+  assert.equal(await cache.get(record.layerKey), undefined);
+});
+
+test('garbage in Redis is ignored, not trusted', async () => {
+  const storage = new FilesystemStorage(join(dir.path, 'garbage'));
+  const key = layerKey(['/nix/store/dddd-d']);
+  await redis.hset(LAYER_CACHE_HASH, key, '{not json');
+  assert.equal(await new LayerCache(storage, redis).get(key), undefined);
+});
