@@ -11,10 +11,12 @@ export interface BuildJobInput {
   source: PackageSource;
   /** The resolved revision of the source (a commit, or a marker for an unversioned path). */
   revision: string;
+  /** For moving targets: records created before this time are stale (see BuildJobData). */
+  freshAfter?: Date;
   requestId?: string;
 }
 
-export function buildJobFor({ spec, source, revision, requestId }: BuildJobInput): BuildJobData {
+export function buildJobFor({ spec, source, revision, freshAfter, requestId }: BuildJobInput): BuildJobData {
   const key = imageKey({
     source: { identity: sourceIdentity(source), revision },
     system: spec.system,
@@ -27,6 +29,7 @@ export function buildJobFor({ spec, source, revision, requestId }: BuildJobInput
     system: spec.system,
     source,
     revision,
+    ...(freshAfter ? { freshAfter: freshAfter.toISOString() } : {}),
     ...(requestId ? { requestId } : {}),
   };
 }

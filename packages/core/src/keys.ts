@@ -11,7 +11,7 @@ import type { System } from './systems.js';
  * Version of everything that shapes an image beyond its inputs (layering algorithm, tar format,
  * symlink layer, config). Part of the image key: bump it to make every cached manifest stale.
  */
-export const LAYERING_VERSION = 2;
+export const LAYERING_VERSION = 3;
 
 export interface ImageKeyInput {
   /** The package source: its identity (see sourceIdentity) and its resolved revision. */

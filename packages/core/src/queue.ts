@@ -23,6 +23,11 @@ export const BuildJobDataSchema = z.object({
   source: PackageSourceSchema,
   /** The resolved source revision the key was computed with (a commit, or a content hash of a path). */
   revision: z.string().min(1).max(256),
+  /**
+   * For moving targets (a path, a channel name): an existing manifest record counts only when it
+   * was created after this time (ISO 8601); older ones are rebuilt. Absent: any record counts.
+   */
+  freshAfter: z.iso.datetime({ offset: true }).optional(),
   /** Correlates worker logs with the API request that caused the build. */
   requestId: z.string().max(200).optional(),
 });

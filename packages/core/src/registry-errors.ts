@@ -15,6 +15,8 @@ export const REGISTRY_ERROR_STATUS = Object.freeze({
   DENIED: 403,
   TOOMANYREQUESTS: 429,
   UNKNOWN: 500,
+  /** As distribution's own registry answers when a backend it needs is down. */
+  UNAVAILABLE: 503,
 } as const);
 
 export type RegistryErrorCode = keyof typeof REGISTRY_ERROR_STATUS;
