@@ -25,7 +25,7 @@ const noPopularity: Popularity = { counts: async () => new Map(), learn: async (
 async function prepare(name: string): Promise<{ job: BuildJobData; input: AssembleInput; bytes: number }> {
   const spec = parseImageName(name);
   const source = { kind: 'path' as const, path: BUNDLED_SET };
-  const closure = await buildClosure(new Nix({ timeoutSeconds: 600, env: NIX_ENV }), { source, system: spec.system, packages: spec.packages });
+  const closure = await buildClosure(new Nix({ timeoutSeconds: 600, env: NIX_ENV }), { source, revision: 'bench', system: spec.system, packages: spec.packages });
   return {
     job: buildJobFor({ spec, source, revision: 'bench' }),
     input: { graph: closure.graph, packageOutputs: closure.packages.flatMap((p) => Object.values(p.outputs)) },

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BuildFailureError, parseImageName, type PackageSource } from '@nixyard/core';
 import { buildClosure } from '../../apps/worker/src/build-closure.js';
-import { Nix } from '../../apps/worker/src/nix/nix.js';
-import { BUNDLED_SET, NIX_ENV, nixStoreClosure, prepareBundledSet, tempDir } from '../helpers/bundled-set.js';
+import { Nix, nixSource } from '../../apps/worker/src/nix/nix.js';
+import { BUNDLED_SET, NIX_ENV, REPO_ROOT, nixStoreClosure, prepareBundledSet, tempDir } from '../helpers/bundled-set.js';
 
 const bundled: PackageSource = { kind: 'path', path: BUNDLED_SET };
 const nix = new Nix({ timeoutSeconds: 600, env: NIX_ENV });
@@ -30,7 +30,7 @@ describe('Nix side against the bundled package set', () => {
   for (const name of ['shell/jq', 'xorg.xev']) {
     test(`resolves, builds and graphs ${name}; the graph is nix-store's`, async () => {
       const spec = parseImageName(name);
-      const built = await buildClosure(nix, { source: bundled, system: spec.system, packages: spec.packages });
+      const built = await buildClosure(nix, { source: bundled, revision: 'local', system: spec.system, packages: spec.packages });
 
       assert.deepEqual(built.packages.map((p) => p.name), spec.packages);
       assert.deepEqual(built.graph.roots, built.outputs);
@@ -50,12 +50,12 @@ describe('Nix side against the bundled package set', () => {
 
   test('reports exactly the unknown names, nested ones included', async () => {
     const spec = parseImageName('hello/nosuchpkg/xorg.nosuch');
-    const result = await nix.resolve({ source: bundled, system: spec.system, packages: spec.packages });
+    const result = await nix.resolve({ source: bundled, revision: 'local', system: spec.system, packages: spec.packages });
     assert.deepEqual(result, { kind: 'missing', unknown: ['nosuchpkg', 'xorg.nosuch'], unavailable: [] });
   });
 
   test('an attribute set that is not a package counts as unknown', async () => {
-    const result = await nix.resolve({ source: bundled, system: 'x86_64-linux', packages: ['hello', 'xorg'] });
+    const result = await nix.resolve({ source: bundled, revision: 'local', system: 'x86_64-linux', packages: ['hello', 'xorg'] });
     assert.deepEqual(result, { kind: 'missing', unknown: ['xorg'], unavailable: [] });
   });
 });
@@ -82,7 +82,7 @@ let mk = name: script: derivation {
   after(dir.cleanup);
 
   test('unknown names stop the build before anything is realised', async () => {
-    await assert.rejects(buildClosure(nix, { source, system: 'x86_64-linux', packages: ['hello', 'nosuchpkg', 'xorg.nosuch'] }), (err) => {
+    await assert.rejects(buildClosure(nix, { source, revision: 'local', system: 'x86_64-linux', packages: ['hello', 'nosuchpkg', 'xorg.nosuch'] }), (err) => {
       assert.deepEqual(failureOf(err), {
         code: 'UNKNOWN_PACKAGES',
         message: 'unknown packages: nosuchpkg, xorg.nosuch',
@@ -93,17 +93,17 @@ let mk = name: script: derivation {
     assert.equal(existsSync(marker), false, 'hello was not built');
 
     // Control: the same package alone is built, so the marker above could have appeared.
-    await buildClosure(nix, { source, system: 'x86_64-linux', packages: ['hello'] });
+    await buildClosure(nix, { source, revision: 'local', system: 'x86_64-linux', packages: ['hello'] });
     assert.equal(existsSync(marker), true, 'hello was built');
   });
 
   test('a package that throws on evaluation is unavailable, not unknown', async () => {
-    const result = await nix.resolve({ source, system: 'x86_64-linux', packages: ['broken', 'hello'] });
+    const result = await nix.resolve({ source, revision: 'local', system: 'x86_64-linux', packages: ['broken', 'hello'] });
     assert.deepEqual(result, { kind: 'missing', unknown: [], unavailable: ['broken'] });
   });
 
   test('a failing build reports BUILD_FAILED with the log tail', async () => {
-    await assert.rejects(buildClosure(nix, { source, system: 'x86_64-linux', packages: ['failing'] }), (err) => {
+    await assert.rejects(buildClosure(nix, { source, revision: 'local', system: 'x86_64-linux', packages: ['failing'] }), (err) => {
       const failure = failureOf(err);
       assert.equal(failure.code, 'BUILD_FAILED');
       assert.match(failure.code === 'BUILD_FAILED' ? failure.logTail : '', /error: the thing is broken/);
@@ -114,7 +114,7 @@ let mk = name: script: derivation {
   test('a build past the timeout is killed and reported as TIMEOUT', async () => {
     const quick = new Nix({ timeoutSeconds: 2, env: NIX_ENV });
     const started = performance.now();
-    await assert.rejects(buildClosure(quick, { source, system: 'x86_64-linux', packages: ['hanging'] }), (err) => {
+    await assert.rejects(buildClosure(quick, { source, revision: 'local', system: 'x86_64-linux', packages: ['hanging'] }), (err) => {
       const failure = failureOf(err);
       assert.equal(failure.code, 'TIMEOUT');
       assert.equal(failure.code === 'TIMEOUT' ? failure.seconds : 0, 2);
@@ -129,10 +129,43 @@ let mk = name: script: derivation {
   test('hostile names are refused before Nix runs', async () => {
     const broken = new Nix({ timeoutSeconds: 5, env: { ...NIX_ENV, PATH: '/nonexistent' } });
     for (const hostile of ['a"b', '${builtins.abort "x"}', '../etc', 'a b']) {
-      await assert.rejects(buildClosure(broken, { source, system: 'x86_64-linux', packages: [hostile] }), (err) => {
+      await assert.rejects(buildClosure(broken, { source, revision: 'local', system: 'x86_64-linux', packages: [hostile] }), (err) => {
         assert.equal((err as { code?: string }).code, 'NAME_INVALID', `${hostile} is refused by the grammar, not by a failed spawn`);
         return true;
       });
     }
+  });
+});
+
+describe('package sources as Nix sees them', () => {
+  function sourceSpec(source: Record<string, string>): unknown {
+    const out = execFileSync(
+      'nix-instantiate',
+      ['--eval', '--strict', '--json', join(REPO_ROOT, 'apps/worker/nix/resolve.nix'), '--argstr', 'sourceJSON', JSON.stringify(source), '--argstr', 'system', 'x86_64-linux', '--argstr', 'packagesJSON', '[]', '-A', 'sourceSpec'],
+      { env: NIX_ENV, encoding: 'utf8' },
+    );
+    return JSON.parse(out);
+  }
+
+  test('a channel name is fetched from the channel, a commit from that nixpkgs commit', () => {
+    // What Nix would download; the download itself cannot be made from this machine.
+    assert.deepEqual(sourceSpec(nixSource({ kind: 'channel', channel: 'nixos-unstable' }, 'nixos-24.05')), {
+      tarball: 'https://nixos.org/channels/nixos-24.05/nixexprs.tar.xz',
+    });
+    const commit = '0123456789abcdef0123456789abcdef01234567';
+    assert.deepEqual(sourceSpec(nixSource({ kind: 'channel', channel: 'nixos-unstable' }, commit)), {
+      tarball: `https://github.com/NixOS/nixpkgs/archive/${commit}.tar.gz`,
+    });
+  });
+
+  test('a git source is fetched at the job revision from any ref', () => {
+    const rev = 'fedcba9876543210fedcba9876543210fedcba98';
+    assert.deepEqual(sourceSpec(nixSource({ kind: 'git', url: 'file:///srv/nixpkgs' }, rev)), {
+      git: { url: 'file:///srv/nixpkgs', rev, allRefs: true },
+    });
+  });
+
+  test('a path is used as it is', () => {
+    assert.deepEqual(sourceSpec(nixSource({ kind: 'path', path: '/srv/pkgs' }, 'unversioned')), { path: '/srv/pkgs' });
   });
 });

@@ -12,9 +12,25 @@ let
   source = builtins.fromJSON sourceJSON;
   names = builtins.fromJSON packagesJSON;
 
+  # Where the package set comes from, as data: a local path, a git commit, or a nixpkgs channel
+  # (a channel name, or a nixpkgs commit for a pinned image). `-A sourceSpec` shows what would be
+  # fetched without fetching it.
+  isCommit = s: builtins.match "[0-9a-f]{40}" s != null;
+  sourceSpec =
+    if source.kind == "path" then { path = source.path; }
+    else if source.kind == "git" then { git = { url = source.url; rev = source.rev; allRefs = true; }; }
+    else if source.kind == "channel" then {
+      tarball =
+        if isCommit source.channel
+        then "https://github.com/NixOS/nixpkgs/archive/${source.channel}.tar.gz"
+        else "https://nixos.org/channels/${source.channel}/nixexprs.tar.xz";
+    }
+    else throw "nixyard: unknown package source kind '${source.kind}'";
+
   sourcePath =
-    if source.kind == "path" then source.path
-    else throw "nixyard: package source kind '${source.kind}' is not supported yet";
+    if sourceSpec ? path then sourceSpec.path
+    else if sourceSpec ? git then builtins.fetchGit sourceSpec.git
+    else builtins.fetchTarball sourceSpec.tarball;
 
   pkgs = import sourcePath { inherit system; };
 
@@ -66,6 +82,8 @@ let
   withStatus = status: builtins.filter (r: r.status == status) resolved;
 in
 {
+  inherit sourceSpec;
+
   # `nix-instantiate --eval --strict --json -A result`: what was found and what was not.
   result = {
     unknown = map (r: r.name) (withStatus "unknown");

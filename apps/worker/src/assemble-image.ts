@@ -128,6 +128,11 @@ async function publish(storage: Storage, data: BuildJobData, layers: ImageLayer[
     system: data.system,
     diffIds: layers.map((l) => l.diffId),
     env,
+    labels: {
+      'org.opencontainers.image.source': sourceIdentity(data.source),
+      'org.opencontainers.image.revision': data.revision,
+      'dev.nixyard.packages': data.packages.join(' '),
+    },
     ...(tree.nodes.has('/bin/bash') ? { cmd: ['bash'] } : {}),
   });
   const refs = layers.map((l) => ({ digest: l.digest, size: l.size }));

@@ -28,14 +28,14 @@ export async function buildImage(deps: BuildImageDeps, data: BuildJobData): Prom
   // A job can be enqueued again just after an identical one finished (its pull looked for the
   // record a moment before it was written); the record makes that job free.
   const existing = await readManifestRecord(deps, data.imageKey);
-  if (existing) return resultOf(existing, { resolve: 0, build: 0, graph: 0, layer: 0, pack: 0, publish: 0 });
+  if (existing && (!data.freshAfter || Date.parse(existing.createdAt) > Date.parse(data.freshAfter))) return resultOf(existing, { resolve: 0, build: 0, graph: 0, layer: 0, pack: 0, publish: 0 });
 
   await publishPackageIndex(deps.nix, deps.storage, data).catch((err: unknown) => deps.warn?.('could not publish the package index', err));
 
   deps.onNixBuild?.('started');
   let closure;
   try {
-    closure = await buildClosure(deps.nix, { source: data.source, system: data.system, packages: data.packages });
+    closure = await buildClosure(deps.nix, { source: data.source, revision: data.revision, system: data.system, packages: data.packages });
     deps.onNixBuild?.('succeeded');
   } catch (err) {
     deps.onNixBuild?.('failed');

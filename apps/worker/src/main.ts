@@ -1,6 +1,8 @@
 // Starts a build worker from environment variables alone (DESIGN §6): one BullMQ worker per
 // system in NIXYARD_SYSTEMS, each taking jobs from `build-<system>`, plus the metrics endpoint.
 
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { UnrecoverableError, Worker } from 'bullmq';
 import {
   BuildFailureError,
@@ -17,6 +19,7 @@ import {
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { buildImage } from './build-image.js';
+import { startHeartbeat } from './heartbeat.js';
 import { LayerCache } from './layer-cache.js';
 import { WorkerMetrics } from './metrics.js';
 import { LearnedPopularity, PublishedPopularity } from './popularity.js';
@@ -24,9 +27,7 @@ import { Nix } from './nix/nix.js';
 
 function configOrExit(): Config {
   try {
-    const config = loadConfig(process.env);
-    if (config.source.kind !== 'path') throw new ConfigError(['NIXERY_CHANNEL/NIXERY_PKGS_REPO: not supported yet; set NIXERY_PKGS_PATH']);
-    return config;
+    return loadConfig(process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`nixyard worker: ${err.message}\n`);
@@ -86,6 +87,9 @@ const workers = config.systems.map(
     }),
 );
 const metricsServer = await metrics.serve(config.worker.metricsPort);
+const heartbeat = await startHeartbeat(redis, config.systems, `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, (err) =>
+  logger.warn({ err }, 'heartbeat failed'),
+);
 logger.info({ systems: config.systems, concurrency: config.worker.concurrency, metricsPort: config.worker.metricsPort }, 'nixyard worker ready');
 
 let stopping = false;
@@ -93,6 +97,7 @@ async function stop(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'stopping: finishing the current jobs');
+  await heartbeat.stop().catch(() => {});
   await Promise.all(workers.map((w) => w.close()));
   metricsServer.close();
   redis.disconnect();

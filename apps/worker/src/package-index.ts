@@ -9,6 +9,6 @@ export async function publishPackageIndex(nix: Nix, storage: Storage, data: Buil
   const id = { source: { identity: sourceIdentity(data.source), revision: data.revision }, system: data.system };
   const key = packageIndexKey(id);
   if ((await storage.getRecord(key)) !== undefined) return;
-  const names = await nix.attributeNames(data.source, data.system);
+  const names = await nix.attributeNames(data.source, data.revision, data.system);
   await storage.putRecord(key, PackageIndexSchema.parse({ ...id, names }));
 }

@@ -26,6 +26,8 @@ export interface NixOptions {
 
 export interface BuildInput {
   source: PackageSource;
+  /** The resolved revision: a git commit, a channel name or nixpkgs commit; unused for a path. */
+  revision: string;
   system: System;
   /** Attribute paths, already validated by @nixyard/core's name grammar. */
   packages: readonly string[];
@@ -56,10 +58,22 @@ const PathInfoAnswer = z.array(
   }),
 );
 
+/** The source as resolve.nix takes it: the configured source pinned to the job's revision. */
+export function nixSource(source: PackageSource, revision: string): Record<string, string> {
+  switch (source.kind) {
+    case 'path':
+      return { kind: 'path', path: source.path };
+    case 'git':
+      return { kind: 'git', url: source.url, rev: revision };
+    case 'channel':
+      return { kind: 'channel', channel: revision };
+  }
+}
+
 function resolveArgs(input: BuildInput): string[] {
   return [
     RESOLVE_NIX,
-    '--argstr', 'sourceJSON', JSON.stringify(input.source),
+    '--argstr', 'sourceJSON', JSON.stringify(nixSource(input.source, input.revision)),
     '--argstr', 'system', input.system,
     '--argstr', 'packagesJSON', JSON.stringify(input.packages),
   ];
@@ -79,9 +93,9 @@ export class Nix {
   }
 
   /** The package set's top-level attribute names (for the API's package index). */
-  async attributeNames(source: PackageSource, system: System): Promise<string[]> {
+  async attributeNames(source: PackageSource, revision: string, system: System): Promise<string[]> {
     const stdout = await this.run('index', 'nix-instantiate', [
-      '--eval', '--strict', '--json', ...resolveArgs({ source, system, packages: [] }), '-A', 'attributeNames',
+      '--eval', '--strict', '--json', ...resolveArgs({ source, revision, system, packages: [] }), '-A', 'attributeNames',
     ]);
     return z.array(z.string()).parse(JSON.parse(stdout)).sort();
   }
