@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { ManifestRecordSchema, OCI_IMAGE_MANIFEST, DOCKER_MANIFEST_V2, parseImageName, buildJobFor, manifestRecordKey } from '@nixyard/core';
 import { BUNDLED_SET, tempDir } from '../helpers/bundled-set.js';
 import { jobCount, metricValue, rawRequest, startStack, type TestStack } from '../helpers/stack.js';
-import { UNVERSIONED_PATH_REVISION } from '../../apps/api/src/source-revision.js';
+import { PATH_REVISION } from '../../apps/api/src/source-resolver.js';
 
 const CHROOT = existsSync('/usr/sbin/chroot') ? '/usr/sbin/chroot' : 'chroot';
 const NIX_BUILDS_STARTED = 'nixyard_builds_total{result="started"}';
@@ -50,7 +50,7 @@ function runInImage(image: { rootfs: string; env: string[] }, args: string[]): s
 
 function storedRecord(name: string) {
   const spec = parseImageName(name);
-  const job = buildJobFor({ spec, source: { kind: 'path', path: BUNDLED_SET }, revision: UNVERSIONED_PATH_REVISION });
+  const job = buildJobFor({ spec, source: { kind: 'path', path: BUNDLED_SET }, revision: PATH_REVISION });
   const file = join(stack.storagePath, `${manifestRecordKey(job.imageKey)}.json`);
   return ManifestRecordSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
 }

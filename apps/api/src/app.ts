@@ -3,23 +3,14 @@
 
 import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import { RegistryError, parseImageName, type PackageSource, type Storage } from '@nixyard/core';
+import { RegistryError, parseImageName } from '@nixyard/core';
 import type { Logger } from 'pino';
 import { serveBlob } from './blobs.js';
-import type { BuildQueue } from './build-queue.js';
 import { errorHandler, notFound } from './http-errors.js';
-import { serveManifest } from './manifests.js';
-import type { ApiMetrics } from './metrics.js';
-import type { PackageIndexCache } from './package-index-cache.js';
+import { serveManifest, type ManifestDeps } from './manifests.js';
 import { parseRegistryPath } from './registry-path.js';
 
-export interface ApiDeps {
-  storage: Storage;
-  packageIndex: PackageIndexCache;
-  builds: Pick<BuildQueue, 'build'>;
-  source: PackageSource;
-  sourceRevision(): Promise<string>;
-  metrics: ApiMetrics;
+export interface ApiDeps extends ManifestDeps {
   logger: Logger;
 }
 
@@ -45,7 +36,7 @@ export function createApp(deps: ApiDeps): Express {
     res.end(await deps.metrics.registry.metrics());
   });
 
-  app.use('/v2', (req: Request, res: Response, next: NextFunction) => {
+  app.use('/v2', async (req: Request, res: Response, next: NextFunction) => {
     // Every write verb, on any /v2/ path (uploads included), is refused the same way.
     if (!READ_METHODS.has(req.method)) {
       throw new RegistryError('UNSUPPORTED', `${req.method} is not supported: this registry builds its images itself and accepts no pushes`);
@@ -67,9 +58,9 @@ export function createApp(deps: ApiDeps): Express {
       case 'blob':
         return serveBlob(deps.storage, path.name, path.digest, req, res);
       case 'tags': {
-        // Every valid name has the tag `latest`: images are built on demand, never pushed.
+        // Images are built on demand, never pushed: every valid name has every tag the source knows.
         parseImageName(path.name);
-        const body = JSON.stringify({ name: path.name, tags: ['latest'] });
+        const body = JSON.stringify({ name: path.name, tags: await deps.resolver.knownTags() });
         res.setHeader('Content-Type', 'application/json');
         res.setHeader('Content-Length', Buffer.byteLength(body));
         res.status(200).end(head ? undefined : body);

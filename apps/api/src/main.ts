@@ -2,18 +2,18 @@
 // the container image. Any configuration problem stops it with one line naming the variable.
 
 import { ConfigError, loadConfig, openStorage, redisConnectionOptions, type Config } from '@nixyard/core';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createApp } from './app.js';
 import { BuildQueue } from './build-queue.js';
 import { ApiMetrics } from './metrics.js';
 import { PackageIndexCache } from './package-index-cache.js';
-import { sourceRevisionFor } from './source-revision.js';
+import { LiveWorkers } from './live-workers.js';
+import { SourceResolver } from './source-resolver.js';
 
 function configOrExit(): Config {
   try {
-    const config = loadConfig(process.env);
-    if (config.source.kind !== 'path') throw new ConfigError(['NIXERY_CHANNEL/NIXERY_PKGS_REPO: not supported yet; set NIXERY_PKGS_PATH']);
-    return config;
+    return loadConfig(process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`nixyard api: ${err.message}\n`);
@@ -26,9 +26,13 @@ function configOrExit(): Config {
 const config = configOrExit();
 const logger = pino({ level: config.logLevel, base: { role: 'api' } });
 const storage = openStorage(config.storage);
+// A system in NIXYARD_INDEX_SYSTEMS is served too, or its index could never be complete.
+const systems = [...new Set([...config.systems, ...(config.indexSystems ?? [])])];
+const connection = redisConnectionOptions(config.redis.url);
+const redis = new Redis(connection);
 const builds = new BuildQueue({
-  connection: redisConnectionOptions(config.redis.url),
-  systems: config.systems,
+  connection,
+  systems,
   // Resolve, build and graph are each bounded by NIX_TIMEOUT; packing gets a minute on top.
   waitTimeoutMs: (3 * config.nix.timeoutSeconds + 60) * 1000,
 });
@@ -36,14 +40,17 @@ const app = createApp({
   storage,
   packageIndex: new PackageIndexCache(storage),
   builds,
-  source: config.source,
-  sourceRevision: sourceRevisionFor(config.source),
+  resolver: new SourceResolver(config.source, config.image.manifestTtlSeconds),
+  liveWorkers: new LiveWorkers(redis),
+  systems,
+  indexSystems: config.indexSystems,
+  manifestTtlSeconds: config.image.manifestTtlSeconds,
   metrics: new ApiMetrics(),
   logger,
 });
 
 const server = app.listen(config.port, () => {
-  logger.info({ port: config.port, source: config.source, systems: config.systems }, 'nixyard api listening');
+  logger.info({ port: config.port, source: config.source, systems }, 'nixyard api listening');
 });
 // A pull may wait for a whole build; Node's default 5-minute request timeout would cut it.
 server.requestTimeout = 0;
@@ -54,6 +61,7 @@ function stop(signal: string): void {
   stopping = true;
   logger.info({ signal }, 'stopping: finishing in-flight requests');
   server.close(() => {
+    redis.disconnect();
     void builds.close().finally(() => process.exit(0));
   });
   server.closeIdleConnections();

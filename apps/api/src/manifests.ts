@@ -1,9 +1,13 @@
 // GET/HEAD /v2/<name>/manifests/<reference>.
 //
-// A tag is answered from the stored manifest record when there is one (no queue, no Nix);
-// otherwise the build is enqueued, de-duplicated by image key, and the request waits for it.
-// A digest is answered from storage alone. HEAD builds exactly like GET when nothing is
-// stored, because containerd starts every pull with HEAD and needs Docker-Content-Digest.
+// A tag resolves to a source revision (source-resolver.ts). A stored manifest record for that
+// image answers at once (no queue, no Nix) while it is fresh: forever for an immutable revision,
+// NIXERY_MANIFEST_TTL seconds for a moving one. Otherwise the build is enqueued, de-duplicated by
+// image key, and the request waits for it. A digest is answered from storage alone. HEAD builds
+// exactly like GET when nothing is stored, because containerd starts every pull with HEAD.
+//
+// With NIXYARD_INDEX_SYSTEMS, a name without an explicit system answers clients that accept an
+// index with one manifest per system; other clients get the first system's manifest.
 
 import type { Response } from 'express';
 import {
@@ -11,22 +15,28 @@ import {
   MANIFEST_MEDIA_TYPES,
   ManifestRecordSchema,
   RegistryError,
+  buildDockerManifestList,
   buildJobFor,
+  buildOciIndex,
   checkAgainstIndex,
-  sourceIdentity,
-  type BuildJobData,
   manifestRecordKey,
   parseImageRequest,
+  sourceIdentity,
+  type BuildJobData,
+  type BuiltDocument,
   type Digest,
-  type ImageRequest,
+  type ImageSpec,
   type ManifestRecord,
-  type PackageSource,
   type Storage,
+  type System,
 } from '@nixyard/core';
-import { chooseManifestFormat } from './accept.js';
+import { Readable } from 'node:stream';
+import { chooseIndexFormat, chooseManifestFormat, type ManifestFormat } from './accept.js';
 import type { BuildQueue } from './build-queue.js';
-import type { PackageIndexCache } from './package-index-cache.js';
+import type { LiveWorkers } from './live-workers.js';
 import type { ApiMetrics } from './metrics.js';
+import type { PackageIndexCache } from './package-index-cache.js';
+import type { ResolvedTag, SourceResolver } from './source-resolver.js';
 
 /** Manifests are small JSON documents; anything larger under a digest is not one of ours. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -35,9 +45,13 @@ export interface ManifestDeps {
   storage: Storage;
   packageIndex: PackageIndexCache;
   builds: Pick<BuildQueue, 'build'>;
-  source: PackageSource;
-  /** The source revision that keys images right now. */
-  sourceRevision(): Promise<string>;
+  resolver: SourceResolver;
+  liveWorkers: Pick<LiveWorkers, 'count'>;
+  /** NIXYARD_SYSTEMS: the systems this registry serves. */
+  systems: readonly System[];
+  /** NIXYARD_INDEX_SYSTEMS: systems combined into an index for names without `arm64`. */
+  indexSystems: readonly System[] | undefined;
+  manifestTtlSeconds: number;
   metrics: ApiMetrics;
 }
 
@@ -54,23 +68,47 @@ export async function serveManifest(deps: ManifestDeps, query: ManifestQuery, re
   if (request.reference.kind === 'digest') {
     return serveManifestByDigest(deps.storage, request.reference.digest as Digest, query.head, res);
   }
-  const record = await manifestRecordFor(deps, request, query.requestId);
-  const format = chooseManifestFormat(query.accept);
+  const resolved = await deps.resolver.resolve(request.reference.tag);
+  // An explicit `arm64` picks one system; otherwise the index systems, when there are several.
+  const indexSystems = request.system === 'x86_64-linux' && deps.indexSystems && deps.indexSystems.length > 1 ? deps.indexSystems : undefined;
+  const indexFormat = indexSystems && chooseIndexFormat(query.accept);
+
+  if (indexSystems && indexFormat) {
+    const records = await Promise.all(indexSystems.map((system) => manifestRecordFor(deps, { ...request, system }, resolved, query.requestId)));
+    const entries = records.map((record) => ({ system: record.system, manifest: record.manifests[indexFormat] }));
+    const index: BuiltDocument = indexFormat === 'oci' ? buildOciIndex(entries) : buildDockerManifestList(entries);
+    // Stored so that a client can fetch it again by digest.
+    if (!(await deps.storage.statBlob(index.descriptor.digest))) {
+      await deps.storage.writeBlob(Readable.from([index.bytes]), index.descriptor.digest);
+    }
+    return sendManifest(res, index.bytes, index.descriptor.mediaType, index.descriptor.digest, query.head);
+  }
+
+  const system = indexSystems ? indexSystems[0]! : request.system;
+  const record = await manifestRecordFor(deps, { ...request, system }, resolved, query.requestId);
+  const format: ManifestFormat = chooseManifestFormat(query.accept);
   const descriptor = record.manifests[format];
   const bytes = await readManifestBlob(deps.storage, descriptor.digest);
   if (!bytes) throw new RegistryError('MANIFEST_UNKNOWN', `the manifest ${descriptor.digest} is missing from storage`, { digest: descriptor.digest });
   sendManifest(res, bytes, mediaTypeOf(bytes) ?? '', descriptor.digest, query.head);
 }
 
-async function manifestRecordFor(deps: ManifestDeps, request: ImageRequest, requestId: string): Promise<ManifestRecord> {
-  const job = buildJobFor({ spec: request, source: deps.source, revision: await deps.sourceRevision(), requestId });
+async function manifestRecordFor(deps: ManifestDeps, spec: ImageSpec, resolved: ResolvedTag, requestId: string): Promise<ManifestRecord> {
+  if (!deps.systems.includes(spec.system)) {
+    throw new RegistryError('MANIFEST_UNKNOWN', `this registry does not serve ${spec.system} images`, { system: spec.system });
+  }
+  const freshAfter = resolved.immutable ? undefined : new Date(Date.now() - deps.manifestTtlSeconds * 1000);
+  const job = buildJobFor({ spec, source: deps.resolver.source, revision: resolved.revision, requestId, ...(freshAfter ? { freshAfter } : {}) });
   const stored = await readRecord(deps.storage, job.imageKey);
-  if (stored) {
+  if (stored && (!freshAfter || Date.parse(stored.createdAt) > freshAfter.getTime())) {
     deps.metrics.manifestRequests.inc({ cache: 'hit' });
     return stored;
   }
   deps.metrics.manifestRequests.inc({ cache: 'miss' });
   await refuseKnownUnknowns(deps, job);
+  if ((await deps.liveWorkers.count(spec.system)) === 0) {
+    throw new RegistryError('UNAVAILABLE', `no worker builds ${spec.system} images right now; try again later`, { system: spec.system });
+  }
   await deps.builds.build(job);
   const built = await readRecord(deps.storage, job.imageKey);
   if (!built) throw new RegistryError('UNKNOWN', 'the build finished but its manifest record is missing from storage');
