@@ -17,13 +17,18 @@ export interface TestStack {
   workerMetricsUrl: string;
   workerMetricsUrls: string[];
   apiMetricsUrl: string;
+  /** Starts one more worker with these variables on top of the stack's; resolves once it serves metrics. */
+  addWorker(env?: Record<string, string>): Promise<{ metricsUrl: string; stop(): Promise<void> }>;
   stop(): Promise<void>;
 }
 
 export interface StackOptions {
+  /** Variables for every process. */
   env?: Record<string, string>;
-  /** Worker processes to start (default 1), each with its own metrics port. */
-  workers?: number;
+  /** Variables for the API only. */
+  apiEnv?: Record<string, string>;
+  /** Worker processes to start (default 1), each with its own metrics port, or their extra variables. */
+  workers?: number | Array<Record<string, string>>;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<TestStack> {
@@ -31,8 +36,6 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
   const dir = tempDir('stack');
   const redis = await startRedis(join(dir.path, 'redis'));
   const port = await freePort();
-  const metricsPorts: number[] = [];
-  for (let i = 0; i < (options.workers ?? 1); i++) metricsPorts.push(await freePort());
   const env = withOfflineNixConfig({
     ...process.env,
     REDIS_URL: redis.url,
@@ -43,18 +46,24 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     LOG_LEVEL: 'warn',
     ...options.env,
   });
-  const roles: Started[] = [
-    startRole('api', { env }),
-    ...metricsPorts.map((port) => startRole('worker', { env: { ...env, NIXYARD_WORKER_METRICS_PORT: String(port) } })),
-  ];
-  const workerMetricsUrls = metricsPorts.map((port) => `http://127.0.0.1:${port}/metrics`);
+  const roles: Started[] = [];
+  const workerMetricsUrls: string[] = [];
+  const addWorker = async (extra: Record<string, string> = {}) => {
+    const metricsPort = await freePort();
+    const worker = startRole('worker', { env: { ...env, ...extra, NIXYARD_WORKER_METRICS_PORT: String(metricsPort) } });
+    roles.push(worker);
+    const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+    await waitForHttp(metricsUrl, 60_000, worker.child);
+    return { metricsUrl, stop: () => worker.stop() };
+  };
   const stack: TestStack = {
     registry: `127.0.0.1:${port}`,
     storagePath: join(dir.path, 'storage'),
     redis,
     apiMetricsUrl: `http://127.0.0.1:${port}/metrics`,
-    workerMetricsUrl: workerMetricsUrls[0]!,
+    workerMetricsUrl: '',
     workerMetricsUrls,
+    addWorker,
     async stop() {
       await Promise.all(roles.map((r) => r.stop()));
       await redis.stop();
@@ -62,8 +71,12 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     },
   };
   try {
-    await waitForHttp(`http://${stack.registry}/v2/`, 60_000, roles[0]!.child);
-    for (const [i, url] of workerMetricsUrls.entries()) await waitForHttp(url, 60_000, roles[i + 1]!.child);
+    const api = startRole('api', { env: { ...env, ...options.apiEnv } });
+    roles.push(api);
+    await waitForHttp(`http://${stack.registry}/v2/`, 60_000, api.child);
+    const workers = typeof options.workers === 'object' ? options.workers : Array.from({ length: options.workers ?? 1 }, () => ({}));
+    for (const extra of workers) workerMetricsUrls.push((await addWorker(extra)).metricsUrl);
+    stack.workerMetricsUrl = workerMetricsUrls[0] ?? '';
   } catch (err) {
     await stack.stop();
     throw err;
