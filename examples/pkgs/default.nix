@@ -6,18 +6,14 @@
 # ELF file's interpreter and RUNPATH are rewritten to store paths, so Nix records a real
 # reference graph and the programs run in a container that holds only their closure.
 #
+# x86_64-linux is built from Debian's amd64 binaries, aarch64-linux from its arm64 ones; an
+# x86_64 machine builds both (aarch64-linux with `extra-platforms = aarch64-linux`).
+#
 # Real deployments point Nixyard at nixpkgs instead; see docs/package-set.md.
 { system ? builtins.currentSystem, ... }:
 
 let
   inherit (builtins) attrNames concatStringsSep elemAt head match;
-
-  # Machine facts per Nix system. prepare.sh unpacks amd64 packages only, so elsewhere the
-  # derivations evaluate but their builder stops with a message.
-  platforms = {
-    x86_64-linux = { triplet = "x86_64-linux-gnu"; loader = "ld-linux-x86-64.so.2"; };
-  };
-  platform = platforms.${system} or { triplet = ""; loader = ""; };
 
   # A string, not a path: a path would be copied into the store at every evaluation. The
   # Debian versions in the derivations make up for what Nix cannot see through it.
@@ -25,8 +21,35 @@ let
     let dir = toString ./. + "/.prepared";
     in if match ".*[[:space:]].*" dir == null then dir
     else throw "examples/pkgs: the builders split their inputs on spaces; ${dir} has some";
+
+  # Per Nix system: Debian's multiarch triplet and loader, the directory where prepare.sh unpacked
+  # that architecture's packages, and the default builder. aarch64-linux is built on x86_64
+  # machines (Nix with `extra-platforms = aarch64-linux`), which cannot run its programs, so
+  # foreign.sh checks them without running them. On any other system the derivations evaluate,
+  # and foreign.sh stops with a message.
+  platforms = {
+    x86_64-linux = {
+      triplet = "x86_64-linux-gnu";
+      loader = "ld-linux-x86-64.so.2";
+      tree = prepared; # amd64
+      builder = ./builder.sh;
+    };
+    aarch64-linux = {
+      triplet = "aarch64-linux-gnu";
+      loader = "ld-linux-aarch64.so.1";
+      tree = prepared + "/arm64";
+      builder = ./foreign.sh;
+    };
+  };
+  platform = platforms.${system} or {
+    triplet = "";
+    loader = "";
+    tree = prepared;
+    builder = ./foreign.sh;
+  };
+
   listed = builtins.fromJSON (builtins.readFile ./debian.json);
-  versionsFile = prepared + "/versions.json";
+  versionsFile = platform.tree + "/versions.json";
   versions =
     if !builtins.pathExists versionsFile then
       throw "examples/pkgs: ${versionsFile} is missing; run examples/pkgs/prepare.sh"
@@ -39,7 +62,7 @@ let
 
   deb = name:
     if builtins.elem name listed then {
-      root = "${prepared}/root/${name}";
+      root = "${platform.tree}/root/${name}";
       version = versions.${name};
     } else
       throw "examples/pkgs: Debian package ${name} is not listed in debian.json";
@@ -60,7 +83,7 @@ let
   # when Debian's binaries do. `data` ({ dest = src; }) is copied into $out as is.
   mkPackage =
     { pname, debs ? [ ], version ? upstreamVersion (deb (head debs)).version
-    , builder ? ./builder.sh, data ? { }, ... }@attrs:
+    , builder ? platform.builder, data ? { }, ... }@attrs:
     builtins.derivation (removeAttrs attrs [ "builder" ] // {
       inherit system version;
       inherit (platform) triplet loader;
