@@ -15,6 +15,7 @@ import { PATH_REVISION } from '../../apps/api/src/source-resolver.js';
 const CHROOT = existsSync('/usr/sbin/chroot') ? '/usr/sbin/chroot' : 'chroot';
 const NIX_BUILDS_STARTED = 'nixyard_builds_total{result="started"}';
 const MANIFEST_HITS = 'nixyard_manifest_requests_total{cache="hit"}';
+const MANIFEST_MISSES = 'nixyard_manifest_requests_total{cache="miss"}';
 
 let stack: TestStack;
 const work = tempDir('e2e-pull');
@@ -72,10 +73,16 @@ describe('pulling with real clients', () => {
     const inspected = JSON.parse(skopeo('inspect', '--tls-verify=false', `docker://${stack.registry}/shell/jq:latest`)) as { Layers: string[] };
     assert.deepEqual(inspected.Layers, record.layers.map((l) => l.digest));
 
-    const [builds, hits, jobs] = [await metricValue(stack.workerMetricsUrl, NIX_BUILDS_STARTED), await metricValue(stack.apiMetricsUrl, MANIFEST_HITS), await jobCount(stack.redis.url)];
+    const [builds, hits, misses, jobs] = [
+      await metricValue(stack.workerMetricsUrl, NIX_BUILDS_STARTED),
+      await metricValue(stack.apiMetricsUrl, MANIFEST_HITS),
+      await metricValue(stack.apiMetricsUrl, MANIFEST_MISSES),
+      await jobCount(stack.redis.url),
+    ];
     assert.ok(builds >= 2, 'the two pulls above built');
     pullAndUnpack('shell/jq');
     assert.equal(await metricValue(stack.workerMetricsUrl, NIX_BUILDS_STARTED), builds, 'no new Nix build');
+    assert.equal(await metricValue(stack.apiMetricsUrl, MANIFEST_MISSES), misses, 'no miss, so no job was enqueued');
     assert.equal(await jobCount(stack.redis.url), jobs, 'no new job');
     assert.ok((await metricValue(stack.apiMetricsUrl, MANIFEST_HITS)) > hits, 'answered from the stored manifest');
   });

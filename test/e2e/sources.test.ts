@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { OCI_IMAGE_MANIFEST } from '@nixyard/core';
 import { createGitFixture, type GitFixture } from '../helpers/git-fixture.js';
 import { tempDir } from '../helpers/bundled-set.js';
-import { jobCount, metricValue, startStack, type TestStack } from '../helpers/stack.js';
+import { metricValue, startStack, type TestStack } from '../helpers/stack.js';
 
 const TTL_SECONDS = 2;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -64,10 +64,10 @@ describe('a git repository as the package source', () => {
   test('a commit-pinned image is served from cache long after the TTL', async () => {
     await manifest(stack, 'hello', fixture.commits.a);
     await sleep(TTL_SECONDS * 1000 + 500);
-    const jobs = await jobCount(stack.redis.url);
+    const misses = await metricValue(stack.apiMetricsUrl, 'nixyard_manifest_requests_total{cache="miss"}');
     const hits = await metricValue(stack.apiMetricsUrl, 'nixyard_manifest_requests_total{cache="hit"}');
     assert.equal((await manifest(stack, 'hello', fixture.commits.a)).status, 200);
-    assert.equal(await jobCount(stack.redis.url), jobs, 'no job');
+    assert.equal(await metricValue(stack.apiMetricsUrl, 'nixyard_manifest_requests_total{cache="miss"}'), misses, 'no job');
     assert.equal(await metricValue(stack.apiMetricsUrl, 'nixyard_manifest_requests_total{cache="hit"}'), hits + 1);
   });
 
@@ -93,15 +93,17 @@ describe('a local path as the package source', () => {
   });
 
   test('its manifest is served without a job within the TTL and rebuilt after it', async () => {
+    const misses = () => metricValue(stack.apiMetricsUrl, 'nixyard_manifest_requests_total{cache="miss"}');
+    const nixBuilds = () => metricValue(stack.workerMetricsUrl, 'nixyard_builds_total{result="started"}');
     const first = await manifest(stack, 'hello', 'latest');
     assert.equal(first.status, 200);
-    const jobs = await jobCount(stack.redis.url);
+    const [missesBefore, buildsBefore] = [await misses(), await nixBuilds()];
     assert.equal((await manifest(stack, 'hello', 'latest')).digest, first.digest);
-    assert.equal(await jobCount(stack.redis.url), jobs, 'within the TTL: no job');
+    assert.deepEqual([await misses(), await nixBuilds()], [missesBefore, buildsBefore], 'within the TTL: no job, no Nix');
 
     await sleep(TTL_SECONDS * 1000 + 500);
     const refreshed = await manifest(stack, 'hello', 'latest');
-    assert.equal(await jobCount(stack.redis.url), jobs + 1, 'after the TTL: one job re-evaluates the path');
+    assert.deepEqual([await misses(), await nixBuilds()], [missesBefore + 1, buildsBefore + 1], 'after the TTL: one job re-evaluates the path');
     assert.equal(refreshed.digest, first.digest, 'the same packages give the same image');
   });
 
