@@ -2,7 +2,7 @@
 // /metrics. Handlers are thin; names, keys, errors and storage live in @nixyard/core.
 
 import { randomUUID } from 'node:crypto';
-import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
 import { RegistryError, parseImageName } from '@nixyard/core';
 import type { Logger } from 'pino';
 import { serveBlob } from './blobs.js';
@@ -12,6 +12,8 @@ import { parseRegistryPath } from './registry-path.js';
 
 export interface ApiDeps extends ManifestDeps {
   logger: Logger;
+  /** The admin API (/api/v1); its own bearer token guards it. */
+  admin: Router;
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
@@ -35,6 +37,8 @@ export function createApp(deps: ApiDeps): Express {
     res.setHeader('Content-Type', deps.metrics.registry.contentType);
     res.end(await deps.metrics.registry.metrics());
   });
+
+  app.use('/api/v1', deps.admin);
 
   app.use('/v2', async (req: Request, res: Response, next: NextFunction) => {
     // Every write verb, on any /v2/ path (uploads included), is refused the same way.

@@ -1,12 +1,17 @@
 // The API's side of the build queue (DESIGN §3): one BullMQ queue per system, one job per image
-// key while it is in flight. Identical pulls that arrive while a build runs attach to the same
-// job through BullMQ's deduplication, then all wait for its one result.
+// key while it is in flight. The job id is the image key, so identical pulls that arrive while a
+// build runs attach to the same job and all wait for its one result, and so do prebuild batches,
+// whose flow children carry the same id (BullMQ refuses its deduplication option on flow
+// children). The cost of a custom id: a finished job keeps it, so `addBuild` retires a finished
+// job before adding a new one: a completed one is stale (its record is missing or too old, or
+// nobody would ask), a failed one is a build to retry.
 
 import { Queue, QueueEvents, type ConnectionOptions, type Job } from 'bullmq';
 import {
   BuildResultSchema,
   RegistryError,
   decodeBuildFailure,
+  jobIdFor,
   queueNameFor,
   type BuildFailure,
   type BuildJobData,
@@ -23,8 +28,10 @@ export interface BuildQueueOptions {
 
 // Finished jobs are kept so that every API replica waiting on one can read its result; failed
 // ones a day longer, for their log tails.
-const KEEP_COMPLETED = { age: 60 * 60, count: 10_000 };
-const KEEP_FAILED = { age: 24 * 60 * 60, count: 10_000 };
+export const BUILD_JOB_RETENTION = {
+  removeOnComplete: { age: 60 * 60, count: 10_000 },
+  removeOnFail: { age: 24 * 60 * 60, count: 10_000 },
+};
 
 export class BuildQueue {
   private readonly queues = new Map<System, { queue: Queue; events: QueueEvents }>();
@@ -43,17 +50,18 @@ export class BuildQueue {
     await Promise.all([...this.queues.values()].map(({ queue, events }) => Promise.all([queue.waitUntilReady(), events.waitUntilReady()])));
   }
 
+  /** The system's queue, for job lookups (prebuild status) and removal (prebuild cancel). */
+  queue(system: System): Queue | undefined {
+    return this.queues.get(system)?.queue;
+  }
+
   /** Enqueues the build (or joins the one in flight) and waits for its result. */
   async build(data: BuildJobData): Promise<BuildResult> {
     const entry = this.queues.get(data.system);
     if (!entry) {
       throw new RegistryError('UNSUPPORTED', `this registry does not build images for ${data.system}`, { system: data.system });
     }
-    const job: Job = await entry.queue.add('build', data, {
-      deduplication: { id: data.imageKey },
-      removeOnComplete: KEEP_COMPLETED,
-      removeOnFail: KEEP_FAILED,
-    });
+    const job = await addBuild(entry.queue, data);
     let result: unknown;
     try {
       result = await job.waitUntilFinished(entry.events, this.options.waitTimeoutMs);
@@ -66,6 +74,17 @@ export class BuildQueue {
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map(({ queue, events }) => Promise.all([queue.close(), events.close()])));
   }
+}
+
+/** Adds the build job for an image, or returns the one in flight for it. */
+export async function addBuild(queue: Queue, data: BuildJobData): Promise<Job> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const job = await queue.add('build', data, { jobId: jobIdFor(data.imageKey), ...BUILD_JOB_RETENTION });
+    const state = await job.getState();
+    if (state !== 'completed' && state !== 'failed') return job;
+    await queue.remove(job.id!); // 0 when another replica retired it first: fine either way
+  }
+  throw new RegistryError('UNKNOWN', 'could not enqueue the build: its job id stayed taken by finished jobs');
 }
 
 function failureToRegistryError(err: unknown, jobId: string | undefined, waitTimeoutMs: number): RegistryError {

@@ -6,6 +6,8 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createApp } from './app.js';
 import { BuildQueue } from './build-queue.js';
+import { adminRouter } from './admin/routes.js';
+import { Prebuilds } from './admin/prebuilds.js';
 import { ApiMetrics } from './metrics.js';
 import { PackageIndexCache } from './package-index-cache.js';
 import { LiveWorkers } from './live-workers.js';
@@ -36,11 +38,23 @@ const builds = new BuildQueue({
   // Resolve, build and graph are each bounded by NIX_TIMEOUT; packing gets a minute on top.
   waitTimeoutMs: (3 * config.nix.timeoutSeconds + 60) * 1000,
 });
+const resolver = new SourceResolver(config.source, config.image.manifestTtlSeconds);
+const prebuilds = new Prebuilds({
+  redis,
+  connection,
+  storage,
+  builds,
+  resolver,
+  systems,
+  indexSystems: config.indexSystems,
+  manifestTtlSeconds: config.image.manifestTtlSeconds,
+});
 const app = createApp({
   storage,
   packageIndex: new PackageIndexCache(storage),
   builds,
-  resolver: new SourceResolver(config.source, config.image.manifestTtlSeconds),
+  resolver,
+  admin: adminRouter({ token: config.admin.token, prebuilds, logger }),
   liveWorkers: new LiveWorkers(redis),
   systems,
   indexSystems: config.indexSystems,
@@ -61,8 +75,10 @@ function stop(signal: string): void {
   stopping = true;
   logger.info({ signal }, 'stopping: finishing in-flight requests');
   server.close(() => {
-    redis.disconnect();
-    void builds.close().finally(() => process.exit(0));
+    void Promise.allSettled([builds.close(), prebuilds.close()]).finally(() => {
+      redis.disconnect();
+      process.exit(0);
+    });
   });
   server.closeIdleConnections();
 }

@@ -13,13 +13,10 @@ import type { Response } from 'express';
 import {
   INDEX_MEDIA_TYPES,
   MANIFEST_MEDIA_TYPES,
-  ManifestRecordSchema,
   RegistryError,
   buildDockerManifestList,
-  buildJobFor,
   buildOciIndex,
   checkAgainstIndex,
-  manifestRecordKey,
   parseImageRequest,
   sourceIdentity,
   type BuildJobData,
@@ -33,6 +30,7 @@ import {
 import { Readable } from 'node:stream';
 import { chooseIndexFormat, chooseManifestFormat, type ManifestFormat } from './accept.js';
 import type { BuildQueue } from './build-queue.js';
+import { freshRecord, indexSystemsFor, jobForImage, readRecord } from './image-records.js';
 import type { LiveWorkers } from './live-workers.js';
 import type { ApiMetrics } from './metrics.js';
 import type { PackageIndexCache } from './package-index-cache.js';
@@ -70,7 +68,7 @@ export async function serveManifest(deps: ManifestDeps, query: ManifestQuery, re
   }
   const resolved = await deps.resolver.resolve(request.reference.tag);
   // An explicit `arm64` picks one system; otherwise the index systems, when there are several.
-  const indexSystems = request.system === 'x86_64-linux' && deps.indexSystems && deps.indexSystems.length > 1 ? deps.indexSystems : undefined;
+  const indexSystems = indexSystemsFor(request, deps.indexSystems);
   const indexFormat = indexSystems && chooseIndexFormat(query.accept);
 
   if (indexSystems && indexFormat) {
@@ -97,10 +95,9 @@ async function manifestRecordFor(deps: ManifestDeps, spec: ImageSpec, resolved: 
   if (!deps.systems.includes(spec.system)) {
     throw new RegistryError('MANIFEST_UNKNOWN', `this registry does not serve ${spec.system} images`, { system: spec.system });
   }
-  const freshAfter = resolved.immutable ? undefined : new Date(Date.now() - deps.manifestTtlSeconds * 1000);
-  const job = buildJobFor({ spec, source: deps.resolver.source, revision: resolved.revision, requestId, ...(freshAfter ? { freshAfter } : {}) });
-  const stored = await readRecord(deps.storage, job.imageKey);
-  if (stored && (!freshAfter || Date.parse(stored.createdAt) > freshAfter.getTime())) {
+  const job = jobForImage(deps.resolver.source, spec, resolved, deps.manifestTtlSeconds, requestId);
+  const stored = await freshRecord(deps.storage, job);
+  if (stored) {
     deps.metrics.manifestRequests.inc({ cache: 'hit' });
     return stored;
   }
@@ -123,14 +120,6 @@ async function refuseKnownUnknowns(deps: ManifestDeps, job: BuildJobData): Promi
   if (verdict.kind === 'unknown') {
     throw new RegistryError('MANIFEST_UNKNOWN', `unknown packages: ${verdict.packages.join(', ')}`, { packages: verdict.packages });
   }
-}
-
-async function readRecord(storage: Storage, imageKey: string): Promise<ManifestRecord | undefined> {
-  const raw = await storage.getRecord(manifestRecordKey(imageKey));
-  if (raw === undefined) return undefined;
-  const parsed = ManifestRecordSchema.safeParse(raw);
-  // A record we cannot read is treated as absent: the image is rebuilt and the record rewritten.
-  return parsed.success ? parsed.data : undefined;
 }
 
 async function serveManifestByDigest(storage: Storage, digest: Digest, head: boolean, res: Response): Promise<void> {

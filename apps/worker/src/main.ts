@@ -8,6 +8,7 @@ import {
   BuildFailureError,
   BuildJobDataSchema,
   ConfigError,
+  PREBUILD_QUEUE,
   encodeBuildFailure,
   loadConfig,
   openStorage,
@@ -86,6 +87,8 @@ const workers = config.systems.map(
       concurrency: config.worker.concurrency,
     }),
 );
+// Batch parents (prebuild flows) only need completing once their builds are done.
+workers.push(new Worker(PREBUILD_QUEUE, async () => ({ settled: true }), { connection }));
 const metricsServer = await metrics.serve(config.worker.metricsPort);
 const heartbeat = await startHeartbeat(redis, config.systems, `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, (err) =>
   logger.warn({ err }, 'heartbeat failed'),

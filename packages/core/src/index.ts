@@ -15,6 +15,7 @@ export * from './media-types.js';
 export * from './package-index.js';
 export * from './package-source.js';
 export * from './popularity.js';
+export * from './prebuild.js';
 export * from './queue.js';
 export * from './records.js';
 export * from './redis-url.js';

@@ -1,0 +1,295 @@
+// Batch prebuilds (DESIGN §3): a team submits the images its CI will pull, so the first pull is
+// already warm. A batch is a BullMQ flow: one parent job per batch, one child build job per
+// distinct image that is not stored yet. Children carry the same job id as pulls (the image key),
+// so a pull that comes while a batch builds its image waits for that very job; an image that a
+// pull or another batch is already building is joined, not added again; and a failed child is
+// retired like any failed build when a later pull retries it (build-queue.ts).
+//
+// The batch's own record (what was asked, which job builds what) lives in Redis for a week;
+// its state is read from the jobs and the manifest records when asked for.
+
+import { randomUUID } from 'node:crypto';
+import { FlowProducer, Job, type ConnectionOptions, type FlowJob } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import {
+  BuildResultSchema,
+  MAX_PREBUILD_IMAGES,
+  PREBUILD_QUEUE,
+  PrebuildImageStateSchema,
+  RegistryError,
+  SystemSchema,
+  countStates,
+  decodeBuildFailure,
+  isSettled,
+  jobIdFor,
+  parseImageReference,
+  queueNameFor,
+  type BuildJobData,
+  type PrebuildBatch,
+  type PrebuildImage,
+  type PrebuildRequest,
+  type PrebuildSummary,
+  type Storage,
+  type System,
+} from '@nixyard/core';
+import { BUILD_JOB_RETENTION, type BuildQueue } from '../build-queue.js';
+import { freshRecord, indexSystemsFor, jobForImage, readRecord } from '../image-records.js';
+import type { SourceResolver } from '../source-resolver.js';
+import { AdminError } from './admin-error.js';
+
+const BATCH_TTL_SECONDS = 7 * 24 * 60 * 60;
+const batchKey = (id: string) => `nixyard:prebuild:${id}`;
+const BATCHES = 'nixyard:prebuilds';
+const SUBMIT_LOCK = 'nixyard:prebuilds:lock';
+const SUBMIT_LOCK_MS = 120_000;
+const RECENT = 50;
+
+const BatchRecordSchema = z.object({
+  id: z.string(),
+  label: z.string().optional(),
+  createdAt: z.string(),
+  /** The flow's parent job, when the batch had anything to build. */
+  parentJobId: z.string().optional(),
+  images: z.array(
+    z.object({
+      image: z.string(),
+      system: SystemSchema,
+      imageKey: z.string(),
+      /** The build job this image waits for; absent when it was already stored. */
+      jobId: z.string().optional(),
+      initial: PrebuildImageStateSchema,
+    }),
+  ),
+});
+type BatchRecord = z.infer<typeof BatchRecordSchema>;
+
+export interface PrebuildDeps {
+  redis: Redis;
+  connection: ConnectionOptions;
+  storage: Storage;
+  builds: Pick<BuildQueue, 'queue'>;
+  resolver: SourceResolver;
+  systems: readonly System[];
+  indexSystems: readonly System[] | undefined;
+  manifestTtlSeconds: number;
+}
+
+interface PlannedImage {
+  image: string;
+  job: BuildJobData;
+}
+
+export class Prebuilds {
+  private readonly flows: FlowProducer;
+
+  constructor(private readonly deps: PrebuildDeps) {
+    this.flows = new FlowProducer({ connection: deps.connection });
+  }
+
+  async submit(request: PrebuildRequest): Promise<PrebuildBatch> {
+    if (request.images.length > MAX_PREBUILD_IMAGES) {
+      throw new AdminError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${MAX_PREBUILD_IMAGES} images; this one has ${request.images.length}`, {
+        limit: MAX_PREBUILD_IMAGES,
+      });
+    }
+    const planned = await this.plan(request.images);
+
+    const id = randomUUID();
+    const images: BatchRecord['images'] = [];
+    let parentJobId: string | undefined;
+    // One submission at a time, farm-wide: a job has one parent, so two batches adding the same
+    // image as a child at once would collide. Under the lock, an image in flight is joined.
+    await this.withSubmitLock(async () => {
+      const children: FlowJob[] = [];
+      for (const { image, job } of planned) {
+        const entry = { image, system: job.system, imageKey: job.imageKey };
+        if (await freshRecord(this.deps.storage, job)) {
+          images.push({ ...entry, initial: 'cached' });
+          continue;
+        }
+        const jobId = jobIdFor(job.imageKey);
+        images.push({ ...entry, jobId, initial: 'queued' });
+        if (await this.inFlight(job.system, jobId)) continue;
+        children.push({
+          name: 'build',
+          queueName: queueNameFor(job.system),
+          data: job,
+          // One image failing must not stop the batch: the parent completes with the rest.
+          opts: { jobId, ...BUILD_JOB_RETENTION, ignoreDependencyOnFailure: true },
+        });
+      }
+      if (children.length > 0) {
+        const flow = await this.flows.add({ name: 'prebuild', queueName: PREBUILD_QUEUE, data: { batchId: id }, children });
+        parentJobId = flow.job.id;
+      }
+    });
+
+    const record: BatchRecord = {
+      id,
+      ...(request.label ? { label: request.label } : {}),
+      createdAt: new Date().toISOString(),
+      ...(parentJobId ? { parentJobId } : {}),
+      images,
+    };
+    const now = Date.now();
+    await this.deps.redis
+      .multi()
+      .set(batchKey(id), JSON.stringify(record), 'EX', BATCH_TTL_SECONDS)
+      .zadd(BATCHES, now, id)
+      .zremrangebyscore(BATCHES, '-inf', now - BATCH_TTL_SECONDS * 1000)
+      .exec();
+    return this.statusOf(record);
+  }
+
+  /** Every entry parsed, resolved and keyed, or the whole batch refused with every bad entry. */
+  private async plan(texts: readonly string[]): Promise<PlannedImage[]> {
+    const invalid: Array<{ index: number; image: string; reason: string }> = [];
+    const planned = new Map<string, PlannedImage>();
+    for (const [index, text] of texts.entries()) {
+      try {
+        const ref = parseImageReference(text);
+        const resolved = await this.deps.resolver.resolve(ref.tag);
+        const systems = indexSystemsFor(ref, this.deps.indexSystems) ?? [ref.system];
+        for (const system of systems) {
+          if (!this.deps.systems.includes(system)) throw new RegistryError('MANIFEST_UNKNOWN', `this registry does not serve ${system} images`);
+          const job = jobForImage(this.deps.resolver.source, { ...ref, system }, resolved, this.deps.manifestTtlSeconds);
+          if (!planned.has(job.imageKey)) planned.set(job.imageKey, { image: systems.length > 1 ? `${text} (${system})` : text, job });
+        }
+      } catch (err) {
+        if (!(err instanceof RegistryError)) throw err;
+        invalid.push({ index, image: text.slice(0, 200), reason: err.message });
+      }
+    }
+    if (invalid.length > 0) {
+      throw new AdminError(400, 'BATCH_INVALID', `${invalid.length} of ${texts.length} images are invalid; nothing was enqueued`, { invalid });
+    }
+    return [...planned.values()];
+  }
+
+  /** Whether the image's build job is waiting or running; a finished one is retired. */
+  private async inFlight(system: System, jobId: string): Promise<boolean> {
+    const job = await this.job(system, jobId);
+    if (!job) return false;
+    const state = await job.getState();
+    if (state !== 'completed' && state !== 'failed') return true;
+    await this.deps.builds.queue(system)?.remove(jobId);
+    return false;
+  }
+
+  private async withSubmitLock<T>(work: () => Promise<T>): Promise<T> {
+    const token = randomUUID();
+    const deadline = Date.now() + SUBMIT_LOCK_MS;
+    while ((await this.deps.redis.set(SUBMIT_LOCK, token, 'PX', SUBMIT_LOCK_MS, 'NX')) !== 'OK') {
+      if (Date.now() > deadline) throw new AdminError(503, 'UNAVAILABLE', 'another prebuild submission is still being enqueued; try again');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    try {
+      return await work();
+    } finally {
+      // Release only our own lock (it may have expired and been taken by another submission).
+      await this.deps.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, SUBMIT_LOCK, token);
+    }
+  }
+
+  async get(id: string): Promise<PrebuildBatch> {
+    return this.statusOf(await this.record(id));
+  }
+
+  async list(): Promise<PrebuildSummary[]> {
+    const ids = await this.deps.redis.zrevrange(BATCHES, 0, RECENT - 1);
+    const batches: PrebuildSummary[] = [];
+    for (const id of ids) {
+      const record = await this.record(id).catch(() => undefined);
+      if (!record) continue;
+      const { images: _images, ...summary } = await this.statusOf(record);
+      batches.push(summary);
+    }
+    return batches;
+  }
+
+  /** Removes the batch's build jobs that have not started; returns how many. */
+  async cancel(id: string): Promise<number> {
+    const record = await this.record(id);
+    let cancelled = 0;
+    for (const image of record.images) {
+      if (!image.jobId) continue;
+      const job = await this.job(image.system, image.jobId);
+      // Only our own waiting children: a job this batch merely joined belongs to someone else.
+      const ours = job?.parent !== undefined && job.parent.id === record.parentJobId && job.parent.queueKey.endsWith(`:${PREBUILD_QUEUE}`);
+      if (!job || !ours) continue;
+      if (!['waiting', 'prioritized', 'delayed'].includes(await job.getState())) continue;
+      try {
+        await job.remove();
+        image.initial = 'cancelled';
+        delete image.jobId;
+        cancelled += 1;
+      } catch {
+        // it started meanwhile: it is no longer cancellable
+      }
+    }
+    const ttl = await this.deps.redis.ttl(batchKey(id));
+    await this.deps.redis.set(batchKey(id), JSON.stringify(record), 'EX', ttl > 0 ? ttl : BATCH_TTL_SECONDS);
+    return cancelled;
+  }
+
+  async close(): Promise<void> {
+    await this.flows.close();
+  }
+
+  private async record(id: string): Promise<BatchRecord> {
+    const raw = /^[0-9a-f-]{36}$/.test(id) ? await this.deps.redis.get(batchKey(id)) : null;
+    if (!raw) throw new AdminError(404, 'BATCH_UNKNOWN', `no prebuild batch ${id.slice(0, 64)}`);
+    return BatchRecordSchema.parse(JSON.parse(raw));
+  }
+
+  private async job(system: System, jobId: string): Promise<Job | undefined> {
+    const queue = this.deps.builds.queue(system);
+    return queue ? await Job.fromId(queue, jobId) : undefined;
+  }
+
+  private async statusOf(record: BatchRecord): Promise<PrebuildBatch> {
+    const images = await Promise.all(record.images.map((image) => this.imageStatus(image)));
+    const counts = countStates(images);
+    return {
+      id: record.id,
+      ...(record.label ? { label: record.label } : {}),
+      createdAt: record.createdAt,
+      state: isSettled(counts) ? 'settled' : 'running',
+      total: images.length,
+      counts,
+      images,
+    };
+  }
+
+  private async imageStatus(image: BatchRecord['images'][number]): Promise<PrebuildImage> {
+    const base = { image: image.image, system: image.system, imageKey: image.imageKey };
+    const stored = async () => (await readRecord(this.deps.storage, image.imageKey))?.manifests.oci.digest;
+    if (image.initial === 'cached' || image.initial === 'cancelled' || !image.jobId) {
+      const digest = image.initial === 'cached' ? await stored() : undefined;
+      return { ...base, state: image.initial, ...(digest ? { manifestDigest: digest } : {}) };
+    }
+    const job = await this.job(image.system, image.jobId);
+    const state = job ? await job.getState() : 'unknown';
+    switch (state) {
+      case 'completed': {
+        const result = BuildResultSchema.safeParse(job!.returnvalue);
+        return { ...base, state: 'built', ...(result.success ? { manifestDigest: result.data.manifestDigest } : {}) };
+      }
+      case 'failed': {
+        const failure = decodeBuildFailure(job!.failedReason) ?? { code: 'BUILD_FAILED' as const, message: String(job!.failedReason).slice(0, 500), logTail: '' };
+        return { ...base, state: 'failed', failure };
+      }
+      case 'active':
+        return { ...base, state: 'building' };
+      case 'unknown': {
+        // The job has expired: the manifest record tells whether it was built.
+        const digest = await stored();
+        if (digest) return { ...base, state: 'built', manifestDigest: digest };
+        return { ...base, state: 'failed', failure: { code: 'BUILD_FAILED', message: 'the build job has expired without a manifest', logTail: '' } };
+      }
+      default:
+        return { ...base, state: 'queued' };
+    }
+  }
+}
