@@ -17,6 +17,7 @@ export * from './package-source.js';
 export * from './popularity.js';
 export * from './prebuild.js';
 export * from './queue.js';
+export * from './readiness.js';
 export * from './records.js';
 export * from './redis-url.js';
 export * from './registry-errors.js';
