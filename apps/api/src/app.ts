@@ -1,10 +1,12 @@
-// The registry's HTTP surface: the read-only half of the OCI distribution API under /v2/, plus
-// /metrics. Handlers are thin; names, keys, errors and storage live in @nixyard/core.
+// The registry's HTTP surface: the read-only half of the OCI distribution API under /v2/, the
+// admin API under /api/v1, the status page at /, and /metrics, /healthz, /readyz for operators.
+// Handlers are thin; names, keys, errors and storage live in @nixyard/core.
 
 import { randomUUID } from 'node:crypto';
-import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
-import { RegistryError, parseImageName } from '@nixyard/core';
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
+import { RegistryError, parseImageName, type Readiness } from '@nixyard/core';
 import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
 import { serveBlob } from './blobs.js';
 import { errorHandler, notFound } from './http-errors.js';
 import { serveManifest, type ManifestDeps } from './manifests.js';
@@ -14,6 +16,18 @@ export interface ApiDeps extends ManifestDeps {
   logger: Logger;
   /** The admin API (/api/v1); its own bearer token guards it. */
   admin: Router;
+  /** Whether Redis and storage answer (GET /readyz). */
+  readiness(): Promise<Readiness>;
+  /** The status page (GET /). */
+  statusPage: RequestHandler;
+}
+
+/** A low-cardinality name for the metrics' `route` label. */
+export function routeOf(path: string): string {
+  if (path === '/') return 'page';
+  if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path.slice(1);
+  if (path.startsWith('/api/v1/')) return 'admin';
+  return parseRegistryPath(path)?.kind ?? 'other';
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
@@ -25,18 +39,48 @@ export function createApp(deps: ApiDeps): Express {
   app.disable('etag'); // registry responses carry their digest as ETag
 
   app.use((req, res, next) => {
+    // The request id follows a pull into its build job and the worker's log lines.
     const given = req.header('x-request-id');
     const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
     res.locals.requestId = requestId;
     res.setHeader('X-Request-Id', requestId);
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
+
+    const started = process.hrtime.bigint();
+    res.once('finish', () => {
+      // originalUrl: by now Express has stripped the mount path (/v2, /api/v1) from req.path.
+      const labels = { route: routeOf(req.originalUrl.split('?')[0]!), method: req.method, status: String(res.statusCode) };
+      deps.metrics.httpRequests.inc(labels);
+      deps.metrics.httpDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+      const length = Number(res.getHeader('content-length'));
+      if (req.method === 'GET' && (labels.route === 'manifest' || labels.route === 'blob') && length > 0 && res.statusCode < 300) {
+        deps.metrics.servedBytes.inc({ route: labels.route }, length);
+      }
+    });
     next();
   });
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      genReqId: (_req, res) => (res as Response).locals.requestId as string,
+      autoLogging: { ignore: (req) => ['/metrics', '/healthz', '/readyz'].includes(req.url ?? '') },
+      // Pulls of cached images are the bulk of traffic: log them at debug, everything else at info.
+      customLogLevel: (req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : req.method === 'GET' || req.method === 'HEAD' ? 'debug' : 'info'),
+    }),
+  );
 
   app.get('/metrics', async (_req, res) => {
     res.setHeader('Content-Type', deps.metrics.registry.contentType);
     res.end(await deps.metrics.registry.metrics());
   });
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const readiness = await deps.readiness();
+    res.status(readiness.ready ? 200 : 503).json({ status: readiness.ready ? 'ready' : 'unavailable', checks: readiness.checks });
+  });
+  app.get('/', deps.statusPage);
 
   app.use('/api/v1', deps.admin);
 

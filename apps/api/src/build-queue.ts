@@ -24,6 +24,8 @@ export interface BuildQueueOptions {
   systems: readonly System[];
   /** How long a pull waits for its build before giving up (the build itself goes on). */
   waitTimeoutMs: number;
+  /** Connection errors (Redis away): BullMQ retries; an unheard 'error' event would end the process. */
+  onError?(err: Error): void;
 }
 
 // Finished jobs are kept so that every API replica waiting on one can read its result; failed
@@ -39,10 +41,12 @@ export class BuildQueue {
   constructor(private readonly options: BuildQueueOptions) {
     for (const system of options.systems) {
       const name = queueNameFor(system);
-      this.queues.set(system, {
-        queue: new Queue(name, { connection: options.connection }),
-        events: new QueueEvents(name, { connection: options.connection }),
-      });
+      const queue = new Queue(name, { connection: options.connection });
+      const events = new QueueEvents(name, { connection: options.connection });
+      const onError = options.onError ?? (() => {});
+      queue.on('error', onError);
+      events.on('error', onError);
+      this.queues.set(system, { queue, events });
     }
   }
 

@@ -1,17 +1,19 @@
 // Starts the registry API from environment variables alone (DESIGN §6), for `npm run api` and
 // the container image. Any configuration problem stops it with one line naming the variable.
 
-import { ConfigError, loadConfig, openStorage, redisConnectionOptions, type Config } from '@nixyard/core';
+import { ConfigError, checkReadiness, loadConfig, openStorage, redisConnectionOptions, sha256Digest, type Config } from '@nixyard/core';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createApp } from './app.js';
 import { BuildQueue } from './build-queue.js';
 import { adminRouter } from './admin/routes.js';
 import { Prebuilds } from './admin/prebuilds.js';
+import { FarmStatus } from './farm-status.js';
 import { ApiMetrics } from './metrics.js';
 import { PackageIndexCache } from './package-index-cache.js';
 import { LiveWorkers } from './live-workers.js';
 import { SourceResolver } from './source-resolver.js';
+import { statusPage } from './status-page.js';
 
 function configOrExit(): Config {
   try {
@@ -32,11 +34,16 @@ const storage = openStorage(config.storage);
 const systems = [...new Set([...config.systems, ...(config.indexSystems ?? [])])];
 const connection = redisConnectionOptions(config.redis.url);
 const redis = new Redis(connection);
+// Readiness gets its own connection that fails fast instead of queueing commands while Redis is away.
+const healthRedis = new Redis({ ...connection, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+for (const client of [redis, healthRedis]) client.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+
 const builds = new BuildQueue({
   connection,
   systems,
   // Resolve, build and graph are each bounded by NIX_TIMEOUT; packing gets a minute on top.
   waitTimeoutMs: (3 * config.nix.timeoutSeconds + 60) * 1000,
+  onError: (err) => logger.warn({ err }, 'queue connection error'),
 });
 const resolver = new SourceResolver(config.source, config.image.manifestTtlSeconds);
 const prebuilds = new Prebuilds({
@@ -48,19 +55,26 @@ const prebuilds = new Prebuilds({
   systems,
   indexSystems: config.indexSystems,
   manifestTtlSeconds: config.image.manifestTtlSeconds,
+  onError: (err) => logger.warn({ err }, 'flow producer connection error'),
 });
+const liveWorkers = new LiveWorkers(redis);
+const farm = new FarmStatus(systems, builds, liveWorkers, prebuilds);
+const EMPTY_DIGEST = sha256Digest('');
+
 const app = createApp({
   storage,
   packageIndex: new PackageIndexCache(storage),
   builds,
   resolver,
   admin: adminRouter({ token: config.admin.token, prebuilds, logger }),
-  liveWorkers: new LiveWorkers(redis),
+  liveWorkers,
   systems,
   indexSystems: config.indexSystems,
   manifestTtlSeconds: config.image.manifestTtlSeconds,
-  metrics: new ApiMetrics(),
+  metrics: new ApiMetrics(farm),
   logger,
+  readiness: () => checkReadiness({ redis: () => healthRedis.ping(), storage: () => storage.statBlob(EMPTY_DIGEST) }),
+  statusPage: statusPage({ farm, resolver, systems, indexSystems: config.indexSystems }),
 });
 
 const server = app.listen(config.port, () => {
@@ -74,9 +88,11 @@ function stop(signal: string): void {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'stopping: finishing in-flight requests');
+  // No new connections; idle keep-alive ones close now, busy ones once their response is sent.
   server.close(() => {
     void Promise.allSettled([builds.close(), prebuilds.close()]).finally(() => {
       redis.disconnect();
+      healthRedis.disconnect();
       process.exit(0);
     });
   });

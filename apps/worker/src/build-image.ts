@@ -11,7 +11,7 @@ import {
   type BuildResult,
   type ManifestRecord,
 } from '@nixyard/core';
-import { assembleImage, type AssembleDeps } from './assemble-image.js';
+import { assembleImage, type AssembleDeps, type Assembled } from './assemble-image.js';
 import { buildClosure } from './build-closure.js';
 import type { Nix } from './nix/nix.js';
 import { publishPackageIndex } from './package-index.js';
@@ -22,6 +22,8 @@ export interface BuildImageDeps extends AssembleDeps {
   onNixBuild?(event: 'started' | 'succeeded' | 'failed'): void;
   /** Problems that do not fail the build. */
   warn?(message: string, err: unknown): void;
+  /** The layers of a built image, for the layer cache and bytes-packed metrics. */
+  onAssembled?(assembled: Assembled): void;
 }
 
 export async function buildImage(deps: BuildImageDeps, data: BuildJobData): Promise<BuildResult> {
@@ -45,6 +47,7 @@ export async function buildImage(deps: BuildImageDeps, data: BuildJobData): Prom
   const assembled = await asStorageFailure(() =>
     assembleImage(deps, data, { graph: closure.graph, packageOutputs: closure.packages.flatMap((p) => Object.values(p.outputs)) }),
   );
+  deps.onAssembled?.(assembled);
   await deps.popularity.learn(closure.graph).catch((err: unknown) => deps.warn?.('could not record popularity', err));
 
   return resultOf(assembled.record, { ...closure.timings, ...assembled.timings });

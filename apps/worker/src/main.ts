@@ -1,5 +1,6 @@
 // Starts a build worker from environment variables alone (DESIGN §6): one BullMQ worker per
-// system in NIXYARD_SYSTEMS, each taking jobs from `build-<system>`, plus the metrics endpoint.
+// system in NIXYARD_SYSTEMS, each taking jobs from `build-<system>`, plus metrics, health and
+// readiness on NIXYARD_WORKER_METRICS_PORT.
 
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -9,11 +10,13 @@ import {
   BuildJobDataSchema,
   ConfigError,
   PREBUILD_QUEUE,
+  checkReadiness,
   encodeBuildFailure,
   loadConfig,
   openStorage,
   queueNameFor,
   redisConnectionOptions,
+  sha256Digest,
   type BuildResult,
   type Config,
 } from '@nixyard/core';
@@ -22,7 +25,7 @@ import { pino } from 'pino';
 import { buildImage } from './build-image.js';
 import { startHeartbeat } from './heartbeat.js';
 import { LayerCache } from './layer-cache.js';
-import { WorkerMetrics } from './metrics.js';
+import { BUILD_PHASES, WorkerMetrics } from './metrics.js';
 import { LearnedPopularity, PublishedPopularity } from './popularity.js';
 import { Nix } from './nix/nix.js';
 
@@ -45,11 +48,15 @@ const nix = new Nix({ timeoutSeconds: config.nix.timeoutSeconds });
 const metrics = new WorkerMetrics();
 const connection = redisConnectionOptions(config.redis.url);
 const redis = new Redis(connection);
+// Readiness gets its own connection that fails fast instead of queueing commands while Redis is away.
+const healthRedis = new Redis({ ...connection, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+for (const client of [redis, healthRedis]) client.on('error', (err) => logger.debug({ err }, 'redis connection error'));
 const layerCache = new LayerCache(storage, redis);
 const popularity = config.nix.popularityUrl ? new PublishedPopularity(config.nix.popularityUrl) : new LearnedPopularity(redis);
 
 async function runJob(data: unknown, jobId: string | undefined): Promise<BuildResult> {
   const job = BuildJobDataSchema.parse(data);
+  // The request id ties these lines to the API's log line for the pull that asked for the build.
   const log = logger.child({ jobId, imageKey: job.imageKey, requestId: job.requestId, packages: job.packages, system: job.system });
   log.info('build started');
   try {
@@ -63,18 +70,29 @@ async function runJob(data: unknown, jobId: string | undefined): Promise<BuildRe
         gzipLevel: config.image.gzipLevel,
         onNixBuild: (e) => metrics.builds.inc({ result: e }),
         warn: (message, err) => log.warn({ err }, message),
+        onAssembled: ({ layers }) => {
+          for (const layer of layers) {
+            metrics.layerCache.inc({ result: layer.packed ? 'miss' : 'hit' });
+            if (layer.packed) metrics.packedBytes.inc(layer.size);
+          }
+        },
       },
       job,
     );
+    if (Object.values(result.timings).some((ms) => ms > 0)) {
+      for (const phase of BUILD_PHASES) metrics.phaseDuration.observe({ phase, system: job.system }, result.timings[phase] / 1000);
+    }
     log.info({ manifestDigest: result.manifestDigest, timings: result.timings }, 'build finished');
     return result;
   } catch (err) {
     if (err instanceof BuildFailureError) {
+      metrics.buildFailures.inc({ code: err.failure.code });
       log.warn({ failure: { ...err.failure, logTail: undefined } }, 'build failed');
       // A typed failure is the build's answer, not a fault of this worker: retrying would only
       // repeat it. The encoded failure is what the API decodes from the job's failedReason.
       throw new UnrecoverableError(encodeBuildFailure(err.failure));
     }
+    metrics.buildFailures.inc({ code: 'CRASH' });
     log.error({ err }, 'build crashed');
     throw err;
   }
@@ -89,9 +107,16 @@ const workers = config.systems.map(
 );
 // Batch parents (prebuild flows) only need completing once their builds are done.
 workers.push(new Worker(PREBUILD_QUEUE, async () => ({ settled: true }), { connection }));
-const metricsServer = await metrics.serve(config.worker.metricsPort);
+// While Redis is away BullMQ keeps retrying; an 'error' event nobody listens to would end the process.
+for (const worker of workers) worker.on('error', (err) => logger.warn({ err }, 'queue connection error'));
+
+// Announced before the metrics port opens, so whoever waits for that port finds this worker live.
 const heartbeat = await startHeartbeat(redis, config.systems, `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, (err) =>
   logger.warn({ err }, 'heartbeat failed'),
+);
+const EMPTY_DIGEST = sha256Digest('');
+const metricsServer = await metrics.serve(config.worker.metricsPort, () =>
+  checkReadiness({ redis: () => healthRedis.ping(), storage: () => storage.statBlob(EMPTY_DIGEST) }),
 );
 logger.info({ systems: config.systems, concurrency: config.worker.concurrency, metricsPort: config.worker.metricsPort }, 'nixyard worker ready');
 
@@ -99,11 +124,15 @@ let stopping = false;
 async function stop(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
+  // Stop announcing first, so no new pull counts on this worker; then let the jobs in hand finish
+  // (BullMQ's close waits for them). A worker killed outright instead has its job taken over by
+  // another worker through BullMQ's stalled-job recovery.
   logger.info({ signal }, 'stopping: finishing the current jobs');
   await heartbeat.stop().catch(() => {});
   await Promise.all(workers.map((w) => w.close()));
   metricsServer.close();
   redis.disconnect();
+  healthRedis.disconnect();
   process.exit(0);
 }
 process.on('SIGTERM', () => void stop('SIGTERM'));

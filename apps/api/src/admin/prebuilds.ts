@@ -73,6 +73,7 @@ export interface PrebuildDeps {
   systems: readonly System[];
   indexSystems: readonly System[] | undefined;
   manifestTtlSeconds: number;
+  onError?(err: Error): void;
 }
 
 interface PlannedImage {
@@ -85,6 +86,7 @@ export class Prebuilds {
 
   constructor(private readonly deps: PrebuildDeps) {
     this.flows = new FlowProducer({ connection: deps.connection });
+    this.flows.on('error', deps.onError ?? (() => {}));
   }
 
   async submit(request: PrebuildRequest): Promise<PrebuildBatch> {
