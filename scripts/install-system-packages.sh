@@ -6,9 +6,19 @@
 #   redis-server       the queue, started privately by the quick start and the tests
 #   skopeo, umoci      real OCI clients for the end-to-end tests
 #   git, ca-certificates, xz-utils   package sources fetched by Nix
+# With --test (CI), also what only the tests need:
+#   chromium           renders the status page headless in its end-to-end test
 set -euo pipefail
 
 packages=(nix-bin patchelf redis-server skopeo umoci git ca-certificates xz-utils)
+test_packages=(chromium)
+
+for arg in "$@"; do
+  case "$arg" in
+    --test) packages+=("${test_packages[@]}") ;;
+    *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do
