@@ -49,10 +49,10 @@ export interface RedisServer extends Started {
   url: string;
 }
 
-/** A throw-away redis-server on a free loopback port, keeping nothing on disk. */
-export async function startRedis(dir: string): Promise<RedisServer> {
+/** A throw-away redis-server on a free loopback port (or the one given), keeping nothing on disk. */
+export async function startRedis(dir: string, port?: number): Promise<RedisServer> {
   mkdirSync(dir, { recursive: true });
-  const port = await freePort();
+  port ??= await freePort();
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -3,6 +3,7 @@
 // ./var/storage and the bundled offline package set. Ctrl-C stops all of it.
 // scripts/start.sh installs what is missing first; run that (`npm start`), not this file.
 
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { withOfflineNixConfig } from '../apps/worker/src/nix/offline-config.js';
 import { REPO_ROOT, startRedis, startRole, waitForHttp, type Started } from './stack.js';
@@ -22,6 +23,8 @@ async function main(): Promise<void> {
   }
   env.STORAGE_PATH ??= join(REPO_ROOT, 'var', 'storage');
   env.PORT ??= '8080';
+  // The admin API (prebuilds) needs a token; a fresh one per run unless one is given.
+  env.NIXYARD_ADMIN_TOKEN ??= randomBytes(24).toString('base64url');
 
   const api = startRole('api', { env });
   const worker = startRole('worker', { env });
@@ -41,6 +44,9 @@ async function main(): Promise<void> {
       'Pull an image, for example:',
       `  skopeo copy --src-tls-verify=false docker://${host}/shell/jq:latest oci:jq-image:latest`,
       `  docker pull ${host}/hello`,
+      `Status page: http://${host}/   Metrics: http://${host}/metrics`,
+      'Prebuild a batch of images with the admin token of this run:',
+      `  NIXYARD_URL=http://${host} NIXYARD_ADMIN_TOKEN=${env.NIXYARD_ADMIN_TOKEN} npx nixyard prebuild images.txt`,
       'Press Ctrl-C to stop.',
       '',
     ].join('\n'),

@@ -1,6 +1,7 @@
 // A running Nixyard for end-to-end tests: private redis-server, the real API and worker
 // processes (scripts/stack.ts, as the quick start runs them), temp storage, the bundled set.
 
+import type { ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
@@ -13,12 +14,21 @@ export interface TestStack {
   registry: string; // host:port
   storagePath: string;
   redis: RedisServer;
+  /** The environment the processes were started with (storage, Redis, source ...). */
+  env: NodeJS.ProcessEnv;
   /** The first worker's metrics. */
   workerMetricsUrl: string;
   workerMetricsUrls: string[];
+  workers: StackWorker[];
   apiMetricsUrl: string;
   /** Starts one more worker with these variables on top of the stack's; resolves once it serves metrics. */
-  addWorker(env?: Record<string, string>): Promise<{ metricsUrl: string; stop(): Promise<void> }>;
+  addWorker(env?: Record<string, string>): Promise<StackWorker>;
+  stop(): Promise<void>;
+}
+
+export interface StackWorker {
+  metricsUrl: string;
+  child: ChildProcess;
   stop(): Promise<void>;
 }
 
@@ -48,21 +58,24 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
   });
   const roles: Started[] = [];
   const workerMetricsUrls: string[] = [];
+  const stackWorkers: StackWorker[] = [];
   const addWorker = async (extra: Record<string, string> = {}) => {
     const metricsPort = await freePort();
     const worker = startRole('worker', { env: { ...env, ...extra, NIXYARD_WORKER_METRICS_PORT: String(metricsPort) } });
     roles.push(worker);
     const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
     await waitForHttp(metricsUrl, 60_000, worker.child);
-    return { metricsUrl, stop: () => worker.stop() };
+    return { metricsUrl, child: worker.child, stop: () => worker.stop() };
   };
   const stack: TestStack = {
     registry: `127.0.0.1:${port}`,
     storagePath: join(dir.path, 'storage'),
     redis,
+    env,
     apiMetricsUrl: `http://127.0.0.1:${port}/metrics`,
     workerMetricsUrl: '',
     workerMetricsUrls,
+    workers: stackWorkers,
     addWorker,
     async stop() {
       await Promise.all(roles.map((r) => r.stop()));
@@ -75,7 +88,11 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     roles.push(api);
     await waitForHttp(`http://${stack.registry}/v2/`, 60_000, api.child);
     const workers = typeof options.workers === 'object' ? options.workers : Array.from({ length: options.workers ?? 1 }, () => ({}));
-    for (const extra of workers) workerMetricsUrls.push((await addWorker(extra)).metricsUrl);
+    for (const extra of workers) {
+      const worker = await addWorker(extra);
+      stackWorkers.push(worker);
+      workerMetricsUrls.push(worker.metricsUrl);
+    }
     stack.workerMetricsUrl = workerMetricsUrls[0] ?? '';
   } catch (err) {
     await stack.stop();
