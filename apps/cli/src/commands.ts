@@ -2,15 +2,17 @@
 // client, the image-list parser and the progress view. `run` takes its streams and environment
 // as arguments and returns the exit code, so tests can drive it in-process.
 //
-// Exit codes: 0 success; 1 the batch settled with failed (or cancelled) images; 2 invalid input
+// Exit codes: 0 success; 1 the batch settled with failed (or cancelled) images, or fsck found
+// problems it left in place; 2 invalid input
 // (bad lines in the file, a batch the API refused as invalid, bad arguments); 3 the API could not
 // be used (unreachable, auth, unknown batch, server error). 130 when interrupted.
 
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { isSettled, type PrebuildBatch } from '@nixyard/core';
+import { ConfigError, isSettled, type PrebuildBatch } from '@nixyard/core';
 import { AdminClient, ApiError, ConnectionError, DEFAULT_URL } from './admin-client.js';
 import { listProblems, parseImageList, type ImageLine } from './image-list.js';
+import { fsckCommand, gcCommand, parseDuration, type FsckCommandOptions, type GcCommandOptions } from './maintenance.js';
 import { createProgress, type Progress } from './progress.js';
 import { allReady, formatError, formatOutcome, formatStatus, formatSummaryLine } from './summary.js';
 
@@ -72,6 +74,10 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       return error.code;
     }
     if (error instanceof Interrupted) return EXIT.INTERRUPTED;
+    if (error instanceof ConfigError) {
+      err(`nixyard: ${error.message}`);
+      return EXIT.INVALID;
+    }
     for (const line of formatError(error)) err(line);
     return error instanceof ApiError && error.code === 'BATCH_INVALID' ? EXIT.INVALID : EXIT.ERROR;
   }
@@ -141,7 +147,35 @@ function buildProgram(io: Io, out: (line?: string) => void, setExit: (code: numb
     },
   );
 
+  program
+    .command('gc')
+    .description('delete blobs that no manifest uses (storage from STORAGE_PATH / S3_*, as the workers have it)')
+    .addOption(new Option('--grace <duration>', 'keep unreferenced blobs younger than this (24h, 30m, 90s, 0)').argParser(durationArg).default(86_400, '24h'))
+    .option('--dry-run', 'print what would be deleted, with sizes, and delete nothing', false)
+    .option('--json', 'print the report as JSON')
+    .action(async (options: GcCommandOptions) => setExit(await gcCommand(io.env, options, out)));
+
+  program
+    .command('fsck')
+    .description("re-hash blobs and check every manifest's blobs exist; exit 1 on a problem")
+    .addOption(new Option('--sample <n>', 're-hash only n blobs chosen at random').argParser(count))
+    .option('--repair', 'remove corrupt blobs and the records that name missing or corrupt blobs, so they are rebuilt', false)
+    .option('--json', 'print the report as JSON')
+    .action(async (options: FsckCommandOptions) => setExit(await fsckCommand(io.env, options, out)));
+
   return program;
+}
+
+function durationArg(value: string): number {
+  const seconds = parseDuration(value);
+  if (seconds === undefined) throw new InvalidArgumentError('expected a duration such as 24h, 30m, 90s or 0');
+  return seconds;
+}
+
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return n;
 }
 
 async function readList(file: string, io: Io): Promise<string> {

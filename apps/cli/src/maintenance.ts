@@ -1,0 +1,94 @@
+// `nixyard gc` and `nixyard fsck`: storage maintenance. They work on storage directly (not through
+// the API), configured by the same environment as the API and the workers (STORAGE_PATH or S3_*,
+// REDIS_URL, ...), so an operator runs them where a worker runs. The algorithms live in
+// @nixyard/core (maintenance/); this module only wires and prints.
+
+import { Queue } from 'bullmq';
+import { checkStorage, collectGarbage, loadConfig, openStorage, queueNameFor, redisConnectionOptions, type Config } from '@nixyard/core';
+
+const DURATION = /^(\d+)(s|m|h|d)?$/;
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
+
+/** `24h`, `30m`, `90s`, `7d` or plain seconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = DURATION.exec(text.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * UNIT_SECONDS[(m[2] ?? 's') as keyof typeof UNIT_SECONDS];
+}
+
+function humanBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+/** Whether any build job is waiting or running on any system's queue. */
+async function buildsInFlight(config: Config): Promise<boolean> {
+  const systems = [...new Set([...config.systems, ...(config.indexSystems ?? [])])];
+  for (const system of systems) {
+    const queue = new Queue(queueNameFor(system), { connection: { ...redisConnectionOptions(config.redis.url), maxRetriesPerRequest: 1 } });
+    try {
+      const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+      if (Object.values(counts).some((n) => n > 0)) return true;
+    } finally {
+      await queue.close();
+    }
+  }
+  return false;
+}
+
+export interface GcCommandOptions {
+  grace: number;
+  dryRun: boolean;
+  json?: boolean;
+}
+
+export async function gcCommand(env: NodeJS.ProcessEnv, options: GcCommandOptions, out: (line?: string) => void): Promise<number> {
+  const config = loadConfig(env);
+  const report = await collectGarbage(openStorage(config.storage), {
+    graceSeconds: options.grace,
+    dryRun: options.dryRun,
+    buildsInFlight: await buildsInFlight(config),
+  });
+  if (options.json) {
+    out(JSON.stringify({ dryRun: options.dryRun, ...report }, null, 2));
+    return 0;
+  }
+  const verb = options.dryRun ? 'would delete' : 'deleted';
+  for (const blob of report.swept) out(`${verb} ${blob.digest} ${humanBytes(blob.size)}`);
+  out(
+    `${report.manifests} manifests keep ${report.markedBlobs} blobs; ${verb} ${report.swept.length} blobs (${humanBytes(report.sweptBytes)}) ` +
+      `and ${report.layerRecords.length} layer records; kept ${report.keptYoung} unreferenced blobs younger than the grace period`,
+  );
+  return 0;
+}
+
+export interface FsckCommandOptions {
+  sample?: number;
+  repair: boolean;
+  json?: boolean;
+}
+
+/** Exit 0 when storage is sound (or was repaired), 1 when problems were found and left. */
+export async function fsckCommand(env: NodeJS.ProcessEnv, options: FsckCommandOptions, out: (line?: string) => void): Promise<number> {
+  const config = loadConfig(env);
+  const report = await checkStorage(openStorage(config.storage), { repair: options.repair, ...(options.sample !== undefined ? { sample: options.sample } : {}) });
+  if (options.json) out(JSON.stringify(report, null, 2));
+  else {
+    for (const digest of report.corruptBlobs) out(`corrupt blob ${digest}: its bytes do not hash to its name`);
+    for (const m of report.brokenManifests) {
+      const why = [...m.missing.map((d) => `missing ${d}`), ...m.corrupt.map((d) => `corrupt ${d}`)];
+      out(`broken manifest record ${m.key}: ${why.length > 0 ? why.join(', ') : 'unreadable'}`);
+    }
+    for (const key of report.brokenLayerRecords) out(`broken layer record ${key}`);
+    out(`checked ${report.hashed} of ${report.blobs} blobs: ${report.ok ? 'no problems' : 'problems found'}`);
+    if (options.repair && !report.ok) {
+      out(`repaired: removed ${report.repaired.blobs} blobs, ${report.repaired.manifestRecords} manifest records and ${report.repaired.layerRecords} layer records; they are rebuilt on the next pull`);
+    }
+  }
+  return report.ok || options.repair ? 0 : 1;
+}

@@ -1,0 +1,91 @@
+// Consistency check of storage: every blob re-hashed (or a random sample), every manifest record's
+// blobs present and sound. With `repair`, what is broken is removed so that it gets rebuilt: a
+// corrupt blob, the manifest records that name a missing or corrupt blob (the next pull rebuilds
+// the image) and the layer records pointing at one (the next build repacks the layer).
+
+import { createHash, randomInt } from 'node:crypto';
+import type { Digest } from '../digest.js';
+import { LayerRecordSchema, ManifestRecordSchema, LAYER_RECORD_PREFIX, MANIFEST_RECORD_PREFIX } from '../records.js';
+import type { Storage } from '../storage/storage.js';
+
+export interface FsckOptions {
+  /** Re-hash only this many blobs, chosen at random; all when absent. */
+  sample?: number;
+  repair: boolean;
+}
+
+export interface FsckReport {
+  blobs: number;
+  hashed: number;
+  corruptBlobs: Digest[];
+  brokenManifests: Array<{ key: string; missing: Digest[]; corrupt: Digest[] }>;
+  brokenLayerRecords: string[];
+  repaired: { blobs: number; manifestRecords: number; layerRecords: number };
+  ok: boolean;
+}
+
+async function hashOf(storage: Storage, digest: Digest): Promise<string | undefined> {
+  const stream = await storage.readBlob(digest);
+  if (!stream) return undefined;
+  const hash = createHash('sha256');
+  for await (const chunk of stream) hash.update(chunk as Uint8Array);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+function sampleOf<T>(items: T[], n: number | undefined): T[] {
+  if (n === undefined || n >= items.length) return items;
+  const pool = [...items];
+  for (let i = 0; i < n; i++) {
+    const j = i + randomInt(pool.length - i);
+    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+  }
+  return pool.slice(0, n);
+}
+
+export async function checkStorage(storage: Storage, options: FsckOptions): Promise<FsckReport> {
+  const all: Digest[] = [];
+  for await (const blob of storage.listBlobs()) all.push(blob.digest);
+  const present = new Set<string>(all);
+  const toHash = sampleOf(all, options.sample);
+  const corrupt = new Set<string>();
+  for (const digest of toHash) {
+    if ((await hashOf(storage, digest)) !== digest) corrupt.add(digest);
+  }
+
+  const brokenManifests: FsckReport['brokenManifests'] = [];
+  for await (const key of storage.listRecords(MANIFEST_RECORD_PREFIX)) {
+    const record = ManifestRecordSchema.safeParse(await storage.getRecord(key));
+    if (!record.success) {
+      brokenManifests.push({ key, missing: [], corrupt: [] });
+      continue;
+    }
+    const r = record.data;
+    const named = [r.config.digest, r.manifests.oci.digest, r.manifests.docker.digest, ...r.layers.map((l) => l.digest)];
+    const missing = named.filter((d) => !present.has(d));
+    const bad = named.filter((d) => corrupt.has(d));
+    if (missing.length > 0 || bad.length > 0) brokenManifests.push({ key, missing, corrupt: bad });
+  }
+
+  const brokenLayerRecords: string[] = [];
+  for await (const key of storage.listRecords(LAYER_RECORD_PREFIX)) {
+    const record = LayerRecordSchema.safeParse(await storage.getRecord(key));
+    if (!record.success || !present.has(record.data.digest) || corrupt.has(record.data.digest)) brokenLayerRecords.push(key);
+  }
+
+  const repaired = { blobs: 0, manifestRecords: 0, layerRecords: 0 };
+  if (options.repair) {
+    for (const digest of corrupt) if (await storage.deleteBlob(digest as Digest)) repaired.blobs += 1;
+    for (const { key } of brokenManifests) if (await storage.deleteRecord(key)) repaired.manifestRecords += 1;
+    for (const key of brokenLayerRecords) if (await storage.deleteRecord(key)) repaired.layerRecords += 1;
+  }
+
+  return {
+    blobs: all.length,
+    hashed: toHash.length,
+    corruptBlobs: [...corrupt] as Digest[],
+    brokenManifests,
+    brokenLayerRecords,
+    repaired,
+    ok: corrupt.size === 0 && brokenManifests.length === 0 && brokenLayerRecords.length === 0,
+  };
+}

@@ -1,0 +1,77 @@
+// Garbage collection of blobs (mark and sweep over the storage interface, so it works the same on
+// every backend). Marked: every blob a manifest record names (config, both manifests, layers),
+// and, while builds are in flight, every blob a layer record names, since an in-flight build may
+// be about to publish a manifest that reuses any of them. Swept: unmarked blobs older than the
+// grace period; younger ones may belong to a build that has not written its record yet.
+// Layer records left pointing at swept blobs are removed too, so the cache stays truthful.
+
+import { LayerRecordSchema, ManifestRecordSchema, LAYER_RECORD_PREFIX, MANIFEST_RECORD_PREFIX } from '../records.js';
+import type { Digest } from '../digest.js';
+import type { Storage } from '../storage/storage.js';
+
+export interface GcOptions {
+  graceSeconds: number;
+  dryRun: boolean;
+  /** True while build jobs are waiting or running (see the module comment). */
+  buildsInFlight: boolean;
+  now?: Date;
+}
+
+export interface GcReport {
+  manifests: number;
+  markedBlobs: number;
+  /** Deleted (or, in a dry run, deletable) blobs. */
+  swept: Array<{ digest: Digest; size: number }>;
+  sweptBytes: number;
+  /** Unreferenced blobs kept because they are younger than the grace period. */
+  keptYoung: number;
+  /** Layer records removed (or removable) because their blob is swept. */
+  layerRecords: string[];
+}
+
+export async function collectGarbage(storage: Storage, options: GcOptions): Promise<GcReport> {
+  const now = options.now ?? new Date();
+  const marked = new Set<string>();
+  let manifests = 0;
+  for await (const key of storage.listRecords(MANIFEST_RECORD_PREFIX)) {
+    const record = ManifestRecordSchema.safeParse(await storage.getRecord(key));
+    if (!record.success) continue;
+    manifests += 1;
+    const r = record.data;
+    for (const digest of [r.config.digest, r.manifests.oci.digest, r.manifests.docker.digest, ...r.layers.map((l) => l.digest)]) marked.add(digest);
+  }
+
+  const layerDigests = new Map<string, string>(); // record key → blob
+  for await (const key of storage.listRecords(LAYER_RECORD_PREFIX)) {
+    const record = LayerRecordSchema.safeParse(await storage.getRecord(key));
+    if (!record.success) continue;
+    layerDigests.set(key, record.data.digest);
+    if (options.buildsInFlight) marked.add(record.data.digest);
+  }
+
+  const cutoff = now.getTime() - options.graceSeconds * 1000;
+  const swept: GcReport['swept'] = [];
+  let keptYoung = 0;
+  for await (const blob of storage.listBlobs()) {
+    if (marked.has(blob.digest)) continue;
+    if (blob.modified.getTime() > cutoff) {
+      keptYoung += 1;
+      continue;
+    }
+    if (!options.dryRun) await storage.deleteBlob(blob.digest);
+    swept.push({ digest: blob.digest, size: blob.size });
+  }
+
+  const sweptDigests = new Set<string>(swept.map((b) => b.digest));
+  const layerRecords = [...layerDigests].filter(([, digest]) => sweptDigests.has(digest)).map(([key]) => key);
+  if (!options.dryRun) for (const key of layerRecords) await storage.deleteRecord(key);
+
+  return {
+    manifests,
+    markedBlobs: marked.size,
+    swept,
+    sweptBytes: swept.reduce((sum, b) => sum + b.size, 0),
+    keptYoung,
+    layerRecords,
+  };
+}
