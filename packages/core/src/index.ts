@@ -10,6 +10,8 @@ export * from './image-index.js';
 export * from './image-name.js';
 export * from './keys.js';
 export * from './layering.js';
+export * from './maintenance/fsck.js';
+export * from './maintenance/gc.js';
 export * from './manifest.js';
 export * from './media-types.js';
 export * from './package-index.js';
