@@ -2,6 +2,7 @@
 
 import type { StorageConfig } from '../config.js';
 import { FilesystemStorage } from './filesystem.js';
+import { S3Storage } from './s3.js';
 import type { Storage } from './storage.js';
 
 export function openStorage(config: StorageConfig): Storage {
@@ -9,6 +10,13 @@ export function openStorage(config: StorageConfig): Storage {
     case 'filesystem':
       return new FilesystemStorage(config.path);
     case 's3':
-      throw new Error('NIXERY_STORAGE_BACKEND=s3 is not implemented yet; use filesystem');
+      // Credentials come from the SDK's standard chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+      // AWS_PROFILE, web identity, instance or task roles); they never pass through our config.
+      return new S3Storage({
+        bucket: config.bucket,
+        endpoint: config.endpoint,
+        region: config.region,
+        forcePathStyle: config.forcePathStyle,
+      });
   }
 }

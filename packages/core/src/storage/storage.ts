@@ -61,6 +61,14 @@ export interface Storage {
 
   /** Keys of the records under a prefix such as `manifests/`. */
   listRecords(prefix: string): AsyncIterable<RecordKey>;
+
+  /**
+   * Optional: a URL from which any HTTP client can GET the blob itself for the next
+   * `expiresInSeconds` (Range requests included), or undefined when the blob does not exist.
+   * Backends that can serve blobs without the API in the path implement it (S3: a presigned GET
+   * URL); the API then answers blob GETs with a redirect there instead of streaming the bytes.
+   */
+  blobUrl?(digest: Digest, expiresInSeconds: number): Promise<string | undefined>;
 }
 
 export class DigestMismatchError extends Error {
