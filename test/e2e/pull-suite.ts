@@ -1,10 +1,12 @@
 // The pull path end to end: real API and worker processes, a private Redis, real Nix on the
-// bundled set, real filesystem storage, and real OCI clients (skopeo, umoci) pulling over HTTP.
+// bundled set, real storage, and real OCI clients (skopeo, umoci) pulling over HTTP. One suite,
+// run unchanged against every storage set-up (pull.test.ts, pull-s3.test.ts): it reaches storage
+// only through the Storage interface.
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ManifestRecordSchema, OCI_IMAGE_MANIFEST, DOCKER_MANIFEST_V2, parseImageName, buildJobFor, manifestRecordKey } from '@nixyard/core';
@@ -17,14 +19,30 @@ const NIX_BUILDS_STARTED = 'nixyard_builds_total{result="started"}';
 const MANIFEST_HITS = 'nixyard_manifest_requests_total{cache="hit"}';
 const MANIFEST_MISSES = 'nixyard_manifest_requests_total{cache="miss"}';
 
+export interface PullSuiteSetup {
+  /** Variables for every process of the stack (e.g. the S3 backend's). */
+  env: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+export interface PullSuiteOptions {
+  /** Blob GETs are answered 307 to the object store (S3 with presigned URLs). */
+  blobRedirects?: boolean;
+}
+
+export function pullSuite(label: string, setUp: () => Promise<PullSuiteSetup>, options: PullSuiteOptions = {}): void {
+describe(`the pull path on ${label}`, () => {
 let stack: TestStack;
+let setup: PullSuiteSetup | undefined;
 const work = tempDir('e2e-pull');
 
 before(async () => {
-  stack = await startStack();
+  setup = await setUp();
+  stack = await startStack({ env: setup.env });
 });
 after(async () => {
   await stack?.stop();
+  await setup?.cleanup();
   work.cleanup();
 });
 
@@ -49,11 +67,10 @@ function runInImage(image: { rootfs: string; env: string[] }, args: string[]): s
   return execFileSync('env', ['-i', path, CHROOT, image.rootfs, ...args], { encoding: 'utf8' });
 }
 
-function storedRecord(name: string) {
+async function storedRecord(name: string) {
   const spec = parseImageName(name);
   const job = buildJobFor({ spec, source: { kind: 'path', path: BUNDLED_SET }, revision: PATH_REVISION });
-  const file = join(stack.storagePath, `${manifestRecordKey(job.imageKey)}.json`);
-  return ManifestRecordSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+  return ManifestRecordSchema.parse(await stack.storage.getRecord(manifestRecordKey(job.imageKey)));
 }
 
 describe('pulling with real clients', () => {
@@ -69,7 +86,7 @@ describe('pulling with real clients', () => {
   });
 
   test('skopeo inspect lists the recorded layers; a second pull starts no job and no build', async () => {
-    const record = storedRecord('shell/jq');
+    const record = await storedRecord('shell/jq');
     const inspected = JSON.parse(skopeo('inspect', '--tls-verify=false', `docker://${stack.registry}/shell/jq:latest`)) as { Layers: string[] };
     assert.deepEqual(inspected.Layers, record.layers.map((l) => l.digest));
 
@@ -133,7 +150,7 @@ describe('manifests and blobs over HTTP', () => {
   });
 
   test('blobs: HEAD, full GET and a single Range answered 206', async () => {
-    const record = storedRecord('hello');
+    const record = await storedRecord('hello');
     const layer = record.layers[0]!;
     const url = `http://${stack.registry}/v2/hello/blobs/${layer.digest}`;
     const head = await fetch(url, { method: 'HEAD' });
@@ -147,6 +164,15 @@ describe('manifests and blobs over HTTP', () => {
     assert.equal(ranged.status, 206);
     assert.equal(ranged.headers.get('content-range'), `bytes 10-19/${layer.size}`);
     assert.deepEqual(Buffer.from(await ranged.arrayBuffer()), full.subarray(10, 20));
+  });
+
+  test(options.blobRedirects ? 'blob GETs redirect to the object store' : 'blob GETs are streamed by the API', async () => {
+    const layer = (await storedRecord('hello')).layers[0]!;
+    const res = await fetch(`http://${stack.registry}/v2/hello/blobs/${layer.digest}`, { redirect: 'manual' });
+    await res.arrayBuffer();
+    assert.equal(res.status, options.blobRedirects ? 307 : 200);
+    assert.equal(res.headers.get('docker-content-digest'), layer.digest);
+    if (options.blobRedirects) assert.ok(new URL(res.headers.get('location')!).pathname.endsWith(layer.digest.slice('sha256:'.length)));
   });
 
   test('tags/list names the tag', async () => {
@@ -214,13 +240,15 @@ describe('errors', () => {
 
 describe('storage integrity', () => {
   test('every blob written by the suite hashes to its name', async () => {
-    const dir = join(stack.storagePath, 'blobs', 'sha256');
-    const names = readdirSync(dir);
-    assert.ok(names.length > 10, 'the suite wrote blobs');
-    for (const hex of names) {
+    let count = 0;
+    for await (const blob of stack.storage.listBlobs()) {
       const hash = createHash('sha256');
-      for await (const chunk of createReadStream(join(dir, hex))) hash.update(chunk as Buffer);
-      assert.equal(hash.digest('hex'), hex, `blob ${hex}`);
+      for await (const chunk of (await stack.storage.readBlob(blob.digest))!) hash.update(chunk as Buffer);
+      assert.equal(`sha256:${hash.digest('hex')}`, blob.digest);
+      count += 1;
     }
+    assert.ok(count > 10, 'the suite wrote blobs');
   });
 });
+});
+}

@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import { queueNameFor, redisConnectionOptions, type System } from '@nixyard/core';
+import { loadConfig, openStorage, queueNameFor, redisConnectionOptions, type Storage, type System } from '@nixyard/core';
 import { freePort, startRedis, startRole, waitForHttp, type RedisServer, type Started } from '../../scripts/stack.js';
 import { withOfflineNixConfig } from '../../apps/worker/src/nix/offline-config.js';
 import { BUNDLED_SET, prepareBundledSet, tempDir } from './bundled-set.js';
@@ -16,6 +16,8 @@ export interface TestStack {
   redis: RedisServer;
   /** The environment the processes were started with (storage, Redis, source ...). */
   env: NodeJS.ProcessEnv;
+  /** The farm's storage, opened by the test process from the same configuration. */
+  storage: Storage;
   /** The first worker's metrics. */
   workerMetricsUrl: string;
   workerMetricsUrls: string[];
@@ -56,6 +58,9 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     LOG_LEVEL: 'warn',
     ...options.env,
   });
+  // The test process reads the farm's storage too; the AWS SDK takes S3 credentials from its
+  // own environment (the standard chain), so it gets the stack's.
+  for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const) if (env[name]) process.env[name] = env[name];
   const roles: Started[] = [];
   const workerMetricsUrls: string[] = [];
   const stackWorkers: StackWorker[] = [];
@@ -72,6 +77,7 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     storagePath: join(dir.path, 'storage'),
     redis,
     env,
+    storage: openStorage(loadConfig(env).storage),
     apiMetricsUrl: `http://127.0.0.1:${port}/metrics`,
     workerMetricsUrl: '',
     workerMetricsUrls,

@@ -7,7 +7,7 @@ import express, { type Express, type NextFunction, type Request, type RequestHan
 import { RegistryError, parseImageName, type Readiness } from '@nixyard/core';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
-import { serveBlob } from './blobs.js';
+import { serveBlob, type BlobServing } from './blobs.js';
 import { errorHandler, notFound } from './http-errors.js';
 import { serveManifest, type ManifestDeps } from './manifests.js';
 import { parseRegistryPath } from './registry-path.js';
@@ -20,6 +20,8 @@ export interface ApiDeps extends ManifestDeps {
   readiness(): Promise<Readiness>;
   /** The status page (GET /). */
   statusPage: RequestHandler;
+  /** Whether blob GETs redirect to the storage's own URLs (S3_USE_PRESIGNED_URLS). */
+  blobServing?: BlobServing;
 }
 
 /** A low-cardinality name for the metrics' `route` label. */
@@ -104,7 +106,7 @@ export function createApp(deps: ApiDeps): Express {
           res,
         );
       case 'blob':
-        return serveBlob(deps.storage, path.name, path.digest, req, res);
+        return serveBlob(deps.storage, path.name, path.digest, req, res, deps.blobServing);
       case 'tags': {
         // Images are built on demand, never pushed: every valid name has every tag the source knows.
         parseImageName(path.name);

@@ -1,16 +1,48 @@
-// GET/HEAD /v2/<name>/blobs/<digest>: streamed from storage, never read whole, with single-range
-// requests answered 206 so interrupted layer downloads can resume.
+// GET/HEAD /v2/<name>/blobs/<digest>. With a storage that can hand out its own URLs (S3) and
+// presigned URLs enabled, a GET is answered with a redirect there, so layer bytes flow from the
+// bucket to the client and never through the API. Otherwise the blob is streamed from storage,
+// never read whole, with single-range requests answered 206 so interrupted downloads can resume.
+// HEAD is always answered here: clients read the blob's size from it.
 
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import parseRange from 'range-parser';
-import { RegistryError, parseDigest, parseImageName, type Storage } from '@nixyard/core';
+import { RegistryError, parseDigest, parseImageName, type Digest, type Storage } from '@nixyard/core';
 
-export async function serveBlob(storage: Storage, name: string, rawDigest: string, req: Request, res: Response): Promise<void> {
+export interface BlobServing {
+  /**
+   * Redirect GETs to the storage's own URL when it has one (S3_USE_PRESIGNED_URLS). The URL must
+   * be reachable by clients: S3_ENDPOINT is what they are sent to.
+   */
+  redirects?: boolean;
+  /** How long a redirect URL stays valid (default 300 s): long enough to start a large download. */
+  urlSeconds?: number;
+}
+
+export const DEFAULT_BLOB_URL_SECONDS = 300;
+
+export async function serveBlob(
+  storage: Storage,
+  name: string,
+  rawDigest: string,
+  req: Request,
+  res: Response,
+  serving: BlobServing = {},
+): Promise<void> {
   parseImageName(name);
   const digest = parseDigest(rawDigest);
+  const unknown = () => new RegistryError('BLOB_UNKNOWN', `no blob with digest ${digest}`, { digest });
+
+  if (req.method === 'GET' && serving.redirects && storage.blobUrl) {
+    // blobUrl answers undefined for a missing blob, so this costs one lookup, as a stat would.
+    const url = await storage.blobUrl(digest, serving.urlSeconds ?? DEFAULT_BLOB_URL_SECONDS);
+    if (url === undefined) throw unknown();
+    redirect(res, digest, url);
+    return;
+  }
+
   const stat = await storage.statBlob(digest);
-  if (!stat) throw new RegistryError('BLOB_UNKNOWN', `no blob with digest ${digest}`, { digest });
+  if (!stat) throw unknown();
 
   res.setHeader('Docker-Content-Digest', digest);
   res.setHeader('ETag', `"${digest}"`);
@@ -37,7 +69,7 @@ export async function serveBlob(storage: Storage, name: string, rawDigest: strin
     return;
   }
   const stream = await storage.readBlob(digest, range ? { start, end } : undefined);
-  if (!stream) throw new RegistryError('BLOB_UNKNOWN', `no blob with digest ${digest}`, { digest });
+  if (!stream) throw unknown();
   try {
     await pipeline(stream, res);
   } catch (err) {
@@ -45,4 +77,17 @@ export async function serveBlob(storage: Storage, name: string, rawDigest: strin
     if ((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return;
     throw err;
   }
+}
+
+/**
+ * 307 keeps the method and lets the client send its Range header on to the URL. The answer must
+ * not be cached: the URL expires, the blob does not.
+ */
+function redirect(res: Response, digest: Digest, url: string): void {
+  res.status(307);
+  res.setHeader('Location', url);
+  res.setHeader('Docker-Content-Digest', digest);
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Content-Length', 0);
+  res.end();
 }

@@ -75,6 +75,7 @@ const app = createApp({
   logger,
   readiness: () => checkReadiness({ redis: () => healthRedis.ping(), storage: () => storage.statBlob(EMPTY_DIGEST) }),
   statusPage: statusPage({ farm, resolver, systems, indexSystems: config.indexSystems }),
+  blobServing: { redirects: config.storage.backend === 's3' && config.storage.usePresignedUrls },
 });
 
 const server = app.listen(config.port, () => {
