@@ -23,29 +23,29 @@ let
     else throw "examples/pkgs: the builders split their inputs on spaces; ${dir} has some";
 
   # Per Nix system: Debian's multiarch triplet and loader, the directory where prepare.sh unpacked
-  # that architecture's packages, and the default builder. aarch64-linux is built on x86_64
-  # machines (Nix with `extra-platforms = aarch64-linux`), which cannot run its programs, so
-  # foreign.sh checks them without running them. On any other system the derivations evaluate,
-  # and foreign.sh stops with a message.
+  # that architecture's packages, and how builder.sh checks the ELF files it installs.
+  # aarch64-linux is built on x86_64 machines (Nix with `extra-platforms = aarch64-linux`), which
+  # cannot run its programs, so they are checked statically. On any other system the derivations
+  # evaluate, and builder.sh stops with a message.
   platforms = {
     x86_64-linux = {
       triplet = "x86_64-linux-gnu";
       loader = "ld-linux-x86-64.so.2";
       tree = prepared; # amd64
-      builder = ./builder.sh;
+      check = "loader";
     };
     aarch64-linux = {
       triplet = "aarch64-linux-gnu";
       loader = "ld-linux-aarch64.so.1";
       tree = prepared + "/arm64";
-      builder = ./foreign.sh;
+      check = "static";
     };
   };
   platform = platforms.${system} or {
     triplet = "";
     loader = "";
     tree = prepared;
-    builder = ./foreign.sh;
+    check = "static";
   };
 
   listed = builtins.fromJSON (builtins.readFile ./debian.json);
@@ -83,10 +83,10 @@ let
   # when Debian's binaries do. `data` ({ dest = src; }) is copied into $out as is.
   mkPackage =
     { pname, debs ? [ ], version ? upstreamVersion (deb (head debs)).version
-    , builder ? platform.builder, data ? { }, ... }@attrs:
+    , builder ? ./builder.sh, data ? { }, ... }@attrs:
     builtins.derivation (removeAttrs attrs [ "builder" ] // {
       inherit system version;
-      inherit (platform) triplet loader;
+      inherit (platform) triplet loader check;
       name = "${pname}-${version}";
       outputs = [ "out" ];
       builder = "/bin/sh";

@@ -53,7 +53,7 @@ test('packing a 128 MiB store path keeps memory flat', async (t) => {
   assert.ok(blobSize > BIG, 'random bytes do not compress');
   const growth = peak - baseline;
   t.diagnostic(`rss growth ${(growth / MiB).toFixed(1)} MiB; ${(BIG / MiB / seconds).toFixed(0)} MiB/s at gzip level 6`);
-  // Merely reading a big file through a Node stream grows rss by ~30-35 MiB here (chunks wait for
-  // the GC); holding the tar or the gzip whole would add at least 128 MiB.
-  assert.ok(growth < BIG / 2, `rss grew by ${(growth / MiB).toFixed(1)} MiB while packing ${BIG / MiB} MiB`);
+  // Merely reading a big file through a Node stream grows rss by ~30-60 MiB here (chunks wait for
+  // the GC, more so on a busy machine); holding the tar or the gzip whole would add at least 128 MiB.
+  assert.ok(growth < (BIG * 3) / 4, `rss grew by ${(growth / MiB).toFixed(1)} MiB while packing ${BIG / MiB} MiB`);
 });

@@ -47,8 +47,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { digestHex, isDigest, type Digest } from '../digest.js';
+import { digestHex, type Digest } from '../digest.js';
 import { displayValue } from '../display.js';
+import { HEX, KEY_SEGMENT, RECORD_SUFFIX, assertDigest, assertRecordKey, recordKeyProblem } from './layout.js';
 import {
   DigestMismatchError,
   RangeNotSatisfiableError,
@@ -112,43 +113,7 @@ export interface S3StorageOptions {
 
 // ---- names ----
 
-const HEX = /^[a-f0-9]{64}$/;
-const KEY_SEGMENT = /^[A-Za-z0-9._-]+$/;
-/** First key segments the layout uses itself: the same as the filesystem backend's. */
-const RESERVED_TOP_SEGMENTS = new Set(['blobs', 'tmp']);
-const RECORD_SUFFIX = '.json';
-const MAX_SEGMENT_LENGTH = 200;
-const MAX_KEY_LENGTH = 1024;
 
-/**
- * Why `key` is not a record key, or undefined if it is one. The rules are the filesystem backend's
- * (its directory and file-name limits included), so a store can move between backends and a key
- * never reaches blobs/ or tmp/: `/`-separated segments of `[A-Za-z0-9._-]`, no empty, `.` or `..`
- * segment, not under `blobs/` or `tmp/`, no directory segment ending in `.json`.
- */
-function recordKeyProblem(key: string): string | undefined {
-  if (typeof key !== 'string' || key.length === 0) return 'is empty';
-  if (key.length > MAX_KEY_LENGTH) return `is longer than ${MAX_KEY_LENGTH} characters`;
-  const segments = key.split('/');
-  for (const [i, segment] of segments.entries()) {
-    if (segment.length === 0) return 'has an empty segment (a leading, trailing or doubled "/")';
-    if (segment === '.' || segment === '..') return 'has a "." or ".." segment';
-    if (!KEY_SEGMENT.test(segment)) return 'has a character outside [A-Za-z0-9._-]';
-    if (segment.length > MAX_SEGMENT_LENGTH) return `has a segment longer than ${MAX_SEGMENT_LENGTH} characters`;
-    if (i < segments.length - 1 && segment.endsWith(RECORD_SUFFIX)) return 'has a directory segment ending in ".json"';
-  }
-  if (RESERVED_TOP_SEGMENTS.has(segments[0] as string)) return `is under "${segments[0]}/", which storage uses itself`;
-  return undefined;
-}
-
-function assertRecordKey(key: RecordKey): void {
-  const problem = recordKeyProblem(key);
-  if (problem !== undefined) throw new Error(`invalid record key ${displayValue(String(key))}: ${problem}`);
-}
-
-function assertDigest(digest: Digest): void {
-  if (!isDigest(digest)) throw new Error(`invalid digest ${displayValue(String(digest))}`);
-}
 
 /** DNS-compatible bucket names, as config.ts accepts them for S3_BUCKET. */
 function bucketNameProblem(name: string): string | undefined {
