@@ -160,6 +160,21 @@ test('a batch with one bad name is refused whole and enqueues nothing, on either
   assert.deepEqual(await allJobCounts(), jobs);
 });
 
+test('a batch over 10,000 images is refused whole with 413 naming the limit; nothing is enqueued', async () => {
+  const jobs = await allJobCounts();
+  const images = Array.from({ length: 10_001 }, (_, i) => `pkg${i}`);
+  const res = await fetch(`${url}/api/v1/prebuilds`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ images }),
+  });
+  assert.equal(res.status, 413);
+  const body = (await res.json()) as { errors: Array<{ code: string; message: string }> };
+  assert.equal(body.errors[0]!.code, 'BATCH_TOO_LARGE');
+  assert.match(body.errors[0]!.message, /at most 10000 images/);
+  assert.deepEqual(await allJobCounts(), jobs);
+});
+
 test('--no-wait, status and cancel: arm64 jobs that no worker takes are cancelled', async () => {
   const before = await jobCounts(stack.redis.url, 'aarch64-linux');
   const submitted = await nixyard(['prebuild', listFile('arm.txt', ['arm64/jq', 'arm64/curl']), '--no-wait', '--label', 'arm']);
