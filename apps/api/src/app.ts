@@ -66,8 +66,11 @@ export function createApp(deps: ApiDeps): Express {
       logger: deps.logger,
       genReqId: (_req, res) => (res as Response).locals.requestId as string,
       autoLogging: { ignore: (req) => ['/metrics', '/healthz', '/readyz'].includes(req.url ?? '') },
-      // Pulls of cached images are the bulk of traffic: log them at debug, everything else at info.
-      customLogLevel: (req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : req.method === 'GET' || req.method === 'HEAD' ? 'debug' : 'info'),
+      // The same key as the worker's lines, so one search finds a pull and its build.
+      customProps: (_req, res) => ({ requestId: (res as Response).locals.requestId as string }),
+      // Blob downloads are the bulk of traffic: log them at debug; one line per manifest at info.
+      customLogLevel: (req, res, err) =>
+        err || res.statusCode >= 500 ? 'error' : res.statusCode < 400 && routeOf((req.url ?? '').split('?')[0]!) === 'blob' ? 'debug' : 'info',
     }),
   );
 
