@@ -1,7 +1,7 @@
 // Starts the registry API from environment variables alone (DESIGN §6), for `npm run api` and
 // the container image. Any configuration problem stops it with one line naming the variable.
 
-import { ConfigError, checkReadiness, loadConfig, openStorage, redisConnectionOptions, sha256Digest, type Config } from '@nixyard/core';
+import { checkReadiness, loadConfigOrExit, openStorage, redisConnectionOptions, sha256Digest } from '@nixyard/core';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createApp } from './app.js';
@@ -15,19 +15,7 @@ import { LiveWorkers } from './live-workers.js';
 import { SourceResolver } from './source-resolver.js';
 import { statusPage } from './status-page.js';
 
-function configOrExit(): Config {
-  try {
-    return loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`nixyard api: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-}
-
-const config = configOrExit();
+const config = loadConfigOrExit('api');
 const logger = pino({ level: config.logLevel, base: { role: 'api' } });
 const storage = openStorage(config.storage);
 // A system in NIXYARD_INDEX_SYSTEMS is served too, or its index could never be complete.

@@ -8,17 +8,15 @@ import { UnrecoverableError, Worker } from 'bullmq';
 import {
   BuildFailureError,
   BuildJobDataSchema,
-  ConfigError,
   PREBUILD_QUEUE,
   checkReadiness,
   encodeBuildFailure,
-  loadConfig,
+  loadConfigOrExit,
   openStorage,
   queueNameFor,
   redisConnectionOptions,
   sha256Digest,
   type BuildResult,
-  type Config,
 } from '@nixyard/core';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -29,19 +27,7 @@ import { BUILD_PHASES, WorkerMetrics } from './metrics.js';
 import { LearnedPopularity, PublishedPopularity } from './popularity.js';
 import { Nix } from './nix/nix.js';
 
-function configOrExit(): Config {
-  try {
-    return loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`nixyard worker: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-}
-
-const config = configOrExit();
+const config = loadConfigOrExit('worker');
 const logger = pino({ level: config.logLevel, base: { role: 'worker' } });
 const storage = openStorage(config.storage);
 const nix = new Nix({ timeoutSeconds: config.nix.timeoutSeconds });

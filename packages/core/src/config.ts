@@ -303,3 +303,17 @@ export function loadConfig(env: Env): Config {
   };
   return deepFreeze(config);
 }
+
+/**
+ * For a process's start-up: the configuration, or one line on stderr naming what is wrong
+ * (`nixyard <role>: NIX_TIMEOUT: ...`) and exit code 2.
+ */
+export function loadConfigOrExit(role: string, env: Env = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`nixyard ${role}: ${err.message}\n`);
+    process.exit(2);
+  }
+}
