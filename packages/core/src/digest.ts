@@ -4,15 +4,14 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { displayValue } from './display.js';
+import { isKey } from './keys.js';
 import { RegistryError } from './registry-errors.js';
-
-export const DIGEST_PATTERN = /^sha256:[a-f0-9]{64}$/;
 
 /** A digest as `sha256:<64 lowercase hex>`. */
 export type Digest = `sha256:${string}`;
 
 export function isDigest(value: unknown): value is Digest {
-  return typeof value === 'string' && value.length === 71 && DIGEST_PATTERN.test(value);
+  return typeof value === 'string' && value.startsWith('sha256:') && isKey(value.slice('sha256:'.length));
 }
 
 /** Returns the digest unchanged, or throws RegistryError DIGEST_INVALID. */

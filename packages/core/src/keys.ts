@@ -5,6 +5,7 @@
 // layered means bumping LAYERING_VERSION, never editing these functions.
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { z } from 'zod';
 import type { System } from './systems.js';
 
 /**
@@ -61,9 +62,16 @@ export function symlinkLayerKey(outputs: readonly string[]): string {
   return sha256Hex(['symlink-layer', ...outputs].join('\n'));
 }
 
-const KEY_PATTERN = /^[a-f0-9]{64}$/;
+/**
+ * The one spelling of a key (and of a sha256 digest's hex part): 64 lowercase hex digits. Job
+ * data, records and storage paths all check it through here.
+ */
+export const KEY_PATTERN = /^[a-f0-9]{64}$/;
 
 /** Whether `value` looks like a key from imageKey/layerKey (64 lowercase hex). */
 export function isKey(value: unknown): value is string {
   return typeof value === 'string' && KEY_PATTERN.test(value);
 }
+
+/** A key in job data and records. */
+export const KeySchema = z.string().regex(KEY_PATTERN, 'expected 64 lowercase hex digits');

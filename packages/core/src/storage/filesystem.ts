@@ -4,18 +4,26 @@
 // so a reader sees a complete, verified blob or nothing. Keys and digests become paths, so both are
 // checked here strictly enough that no input can name a file outside the root.
 //
-// Layout under the root:
-//   blobs/sha256/<hex>       content-addressed blobs (layers, configs, manifests)
-//   <record key>.json        records, e.g. manifests/<imageKey>.json, layers/<layerKey>.json
-//   tmp/                     in-progress writes; safe to empty while no writer runs
+// The layout under the root is layout.ts's (blobs/sha256/<hex>, <record key>.json, tmp/); here
+// its locations only become paths.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { link, mkdir, open, opendir, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { digestHex, type Digest } from '../digest.js';
-import { displayValue } from '../display.js';
-import { HEX, KEY_SEGMENT, RECORD_SUFFIX, assertDigest, assertRecordKey, recordKeyProblem } from './layout.js';
+import type { Digest } from '../digest.js';
+import {
+  BLOB_PREFIX,
+  TEMP_PREFIX,
+  assertDigest,
+  blobLocation,
+  digestOfBlobName,
+  mayHoldRecords,
+  recordKeyAt,
+  recordLocation,
+  splitRecordPrefix,
+  tempLocation,
+} from './layout.js';
 import {
   DigestMismatchError,
   RangeNotSatisfiableError,
@@ -86,8 +94,8 @@ export class FilesystemStorage implements Storage {
   constructor(rootDir: string) {
     if (typeof rootDir !== 'string' || rootDir.length === 0) throw new Error('FilesystemStorage: rootDir is empty');
     this.rootDir = rootDir;
-    this.blobDir = join(rootDir, 'blobs', 'sha256');
-    this.tmpDir = join(rootDir, 'tmp');
+    this.blobDir = this.pathOf(BLOB_PREFIX);
+    this.tmpDir = this.pathOf(TEMP_PREFIX);
   }
 
   async writeBlob(data: AsyncIterable<Uint8Array>, expected?: Digest): Promise<WrittenBlob> {
@@ -171,14 +179,12 @@ export class FilesystemStorage implements Storage {
   }
 
   async statBlob(digest: Digest): Promise<BlobStat | undefined> {
-    assertDigest(digest);
     const stats = await ifExists(() => stat(this.blobPath(digest)), undefined);
     if (stats === undefined || !stats.isFile()) return undefined;
     return { digest, size: stats.size };
   }
 
   async readBlob(digest: Digest, range?: ByteRange): Promise<Readable | undefined> {
-    assertDigest(digest);
     // Opening first means a concurrent delete cannot strike between the size check and the read.
     const file = await ifExists(() => open(this.blobPath(digest), 'r'), undefined);
     if (file === undefined) return undefined;
@@ -200,7 +206,6 @@ export class FilesystemStorage implements Storage {
   }
 
   async deleteBlob(digest: Digest): Promise<boolean> {
-    assertDigest(digest);
     return ifExists(() => unlink(this.blobPath(digest)).then(() => true), false);
   }
 
@@ -208,15 +213,15 @@ export class FilesystemStorage implements Storage {
     const dir = await ifExists(() => opendir(this.blobDir), undefined);
     if (dir === undefined) return;
     for await (const entry of dir) {
-      if (!HEX.test(entry.name)) continue;
+      const digest = digestOfBlobName(entry.name);
+      if (digest === undefined) continue;
       const stats = await ifExists(() => stat(join(this.blobDir, entry.name)), undefined);
       if (stats === undefined || !stats.isFile()) continue;
-      yield { digest: `sha256:${entry.name}`, size: stats.size, modified: stats.mtime };
+      yield { digest, size: stats.size, modified: stats.mtime };
     }
   }
 
   async putRecord(key: RecordKey, value: unknown): Promise<void> {
-    assertRecordKey(key);
     const json = JSON.stringify(value);
     if (json === undefined) throw new TypeError('putRecord: value cannot be written as JSON');
     const target = this.recordPath(key);
@@ -238,13 +243,11 @@ export class FilesystemStorage implements Storage {
   }
 
   async getRecord(key: RecordKey): Promise<unknown> {
-    assertRecordKey(key);
     const text = await ifExists(() => readFile(this.recordPath(key), 'utf8'), undefined);
     return text === undefined ? undefined : (JSON.parse(text) as unknown);
   }
 
   async deleteRecord(key: RecordKey): Promise<boolean> {
-    assertRecordKey(key);
     return ifExists(() => unlink(this.recordPath(key)).then(() => true), false);
   }
 
@@ -254,14 +257,7 @@ export class FilesystemStorage implements Storage {
    * beginning, or empty.
    */
   async *listRecords(prefix: string): AsyncIterable<RecordKey> {
-    const slash = prefix.lastIndexOf('/');
-    const dirKey = slash === -1 ? '' : prefix.slice(0, slash);
-    const partial = prefix.slice(slash + 1);
-    if (dirKey !== '') assertRecordKey(dirKey);
-    if (partial !== '' && !KEY_SEGMENT.test(partial)) {
-      throw new Error(`invalid record key prefix ${displayValue(prefix)}`);
-    }
-    yield* this.walkRecords(dirKey, prefix);
+    yield* this.walkRecords(splitRecordPrefix(prefix).dirKey, prefix);
   }
 
   private async *walkRecords(dirKey: string, prefix: string): AsyncGenerator<RecordKey> {
@@ -272,29 +268,30 @@ export class FilesystemStorage implements Storage {
     for (const entry of entries) {
       const childKey = dirKey === '' ? entry.name : `${dirKey}/${entry.name}`;
       if (entry.isDirectory()) {
-        // Descend only where keys could still start with the prefix.
-        const within = `${childKey}/`;
-        if (!(within.startsWith(prefix) || prefix.startsWith(within))) continue;
-        if (recordKeyProblem(`${childKey}/x`) !== undefined) continue;
-        yield* this.walkRecords(childKey, prefix);
-      } else if (entry.isFile() && entry.name.endsWith(RECORD_SUFFIX)) {
-        const key = childKey.slice(0, -RECORD_SUFFIX.length);
-        if (key.startsWith(prefix) && recordKeyProblem(key) === undefined) yield key;
+        if (mayHoldRecords(childKey, prefix)) yield* this.walkRecords(childKey, prefix);
+      } else if (entry.isFile()) {
+        const key = recordKeyAt(childKey, prefix);
+        if (key !== undefined) yield key;
       }
     }
   }
 
+  /** A layout location (`/`-separated, already checked by layout.ts) as a path under the root. */
+  private pathOf(location: string): string {
+    return join(this.rootDir, ...location.split('/'));
+  }
+
   private blobPath(digest: Digest): string {
-    return join(this.blobDir, digestHex(digest));
+    return this.pathOf(blobLocation(digest));
   }
 
   private recordPath(key: RecordKey): string {
-    return join(this.rootDir, ...`${key}${RECORD_SUFFIX}`.split('/'));
+    return this.pathOf(recordLocation(key));
   }
 
   /** A fresh, unused temp file name (the file is created exclusively by the caller). */
   private async tempPath(): Promise<string> {
     await mkdir(this.tmpDir, { recursive: true });
-    return join(this.tmpDir, `${process.pid}-${randomBytes(12).toString('hex')}`);
+    return this.pathOf(tempLocation());
   }
 }

@@ -4,11 +4,9 @@
 // suite checks against both: a blob is visible under its digest only when complete and verified,
 // concurrent writers of the same bytes all succeed, and no record key can leave its namespace.
 //
-// Layout in the bucket (the same names as on disk, so keys valid on one backend are valid on the other):
-//   blobs/sha256/<hex>       content-addressed blobs (layers, configs, manifests)
-//   <record key>.json        records, e.g. manifests/<imageKey>.json, layers/<layerKey>.json
-//   tmp/<random>             uploads in progress; anything here older than a day is garbage from a
-//                            writer that died (a bucket lifecycle rule can expire it, docs/storage.md)
+// The layout in the bucket is layout.ts's, object key for location, so keys valid on one backend
+// are valid on the other. Anything under tmp/ older than a day is garbage from a writer that died
+// (a bucket lifecycle rule can expire it, docs/storage.md).
 //
 // Why a blob is uploaded to tmp/ and then copied to its name, instead of one verified PUT:
 // - The name is the digest, and a worker streaming tar → gzip → storage learns the digest only at
@@ -27,7 +25,7 @@
 // (lib-storage does it); only a crash of the writer itself can leave tmp/ objects or incomplete
 // uploads behind, which a lifecycle rule cleans up.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -47,9 +45,20 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { digestHex, type Digest } from '../digest.js';
+import type { Digest } from '../digest.js';
 import { displayValue } from '../display.js';
-import { HEX, KEY_SEGMENT, RECORD_SUFFIX, assertDigest, assertRecordKey, recordKeyProblem } from './layout.js';
+import {
+  BLOB_PREFIX,
+  assertDigest,
+  assertRecordKey,
+  blobLocation,
+  digestOfBlobName,
+  mayHoldRecords,
+  recordKeyAt,
+  recordLocation,
+  splitRecordPrefix,
+  tempLocation,
+} from './layout.js';
 import {
   DigestMismatchError,
   RangeNotSatisfiableError,
@@ -64,8 +73,6 @@ import {
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
-const BLOB_PREFIX = 'blobs/sha256/';
-const STAGING_PREFIX = 'tmp/';
 const BLOB_CONTENT_TYPE = 'application/octet-stream';
 const RECORD_CONTENT_TYPE = 'application/json';
 
@@ -231,7 +238,7 @@ export class S3Storage implements Storage {
 
   async writeBlob(data: AsyncIterable<Uint8Array>, expected?: Digest): Promise<WrittenBlob> {
     if (expected !== undefined) assertDigest(expected);
-    const stagingKey = `${STAGING_PREFIX}${randomBytes(16).toString('hex')}`;
+    const stagingKey = tempLocation();
     const hash = createHash('sha256');
     let size = 0;
     let sourceFailed = false;
@@ -424,9 +431,9 @@ export class S3Storage implements Storage {
   async *listBlobs(): AsyncIterable<ListedBlob> {
     for await (const page of this.listPages(BLOB_PREFIX)) {
       for (const object of page.Contents ?? []) {
-        const hex = object.Key?.slice(BLOB_PREFIX.length);
-        if (hex === undefined || !HEX.test(hex)) continue;
-        yield { digest: `sha256:${hex}`, size: object.Size ?? 0, modified: object.LastModified ?? new Date(0) };
+        const digest = digestOfBlobName(object.Key?.slice(BLOB_PREFIX.length) ?? '');
+        if (digest === undefined) continue;
+        yield { digest, size: object.Size ?? 0, modified: object.LastModified ?? new Date(0) };
       }
     }
   }
@@ -479,13 +486,7 @@ export class S3Storage implements Storage {
    * tmp/ prefixes, which may hold millions of objects, are never listed for records.
    */
   async *listRecords(prefix: string): AsyncIterable<RecordKey> {
-    const slash = prefix.lastIndexOf('/');
-    const dirKey = slash === -1 ? '' : prefix.slice(0, slash);
-    const partial = prefix.slice(slash + 1);
-    if (dirKey !== '') assertRecordKey(dirKey);
-    if (partial !== '' && !KEY_SEGMENT.test(partial)) {
-      throw new Error(`invalid record key prefix ${displayValue(prefix)}`);
-    }
+    const { dirKey } = splitRecordPrefix(prefix);
     if (dirKey !== '') {
       yield* this.recordsUnder(prefix, prefix);
       return;
@@ -497,7 +498,7 @@ export class S3Storage implements Storage {
       }
       for (const common of page.CommonPrefixes ?? []) {
         const top = common.Prefix;
-        if (top === undefined || recordKeyProblem(`${top}x`) !== undefined) continue;
+        if (top === undefined || !mayHoldRecords(top.slice(0, -1), prefix)) continue;
         yield* this.recordsUnder(top, prefix);
       }
     }
@@ -514,19 +515,17 @@ export class S3Storage implements Storage {
 
   /** The record key of an object key, when it is a valid one under `prefix`. */
   private recordKeyOf(objectKey: string | undefined, prefix: string): RecordKey | undefined {
-    if (objectKey === undefined || !objectKey.endsWith(RECORD_SUFFIX)) return undefined;
-    const key = objectKey.slice(0, -RECORD_SUFFIX.length);
-    return key.startsWith(prefix) && recordKeyProblem(key) === undefined ? key : undefined;
+    return objectKey === undefined ? undefined : recordKeyAt(objectKey, prefix);
   }
 
   // ---- S3 helpers ----
 
   private blobKey(digest: Digest): string {
-    return `${BLOB_PREFIX}${digestHex(digest)}`;
+    return blobLocation(digest);
   }
 
   private recordObjectKey(key: RecordKey): string {
-    return `${key}${RECORD_SUFFIX}`;
+    return recordLocation(key);
   }
 
   private async headObject(key: string): Promise<{ size: number } | undefined> {
