@@ -2,5 +2,6 @@
 // workers program against; which backend stands behind it is a configuration choice (openStorage).
 export * from './storage.js';
 export * from './filesystem.js';
+export * from './memory.js';
 export * from './s3.js';
 export * from './open-storage.js';
