@@ -3,9 +3,9 @@
 
 import {
   DEFAULT_SYSTEM,
-  ManifestRecordSchema,
   buildJobFor,
-  manifestRecordKey,
+  isFresh,
+  readManifestRecord,
   type BuildJobData,
   type ImageSpec,
   type ManifestRecord,
@@ -26,16 +26,10 @@ export function jobForImage(
   return buildJobFor({ spec, source, revision: resolved.revision, ...(requestId ? { requestId } : {}), ...(freshAfter ? { freshAfter } : {}) });
 }
 
-/** The job's manifest record, when one exists; a record we cannot read counts as absent. */
-export async function readRecord(storage: Storage, imageKey: string): Promise<ManifestRecord | undefined> {
-  return ManifestRecordSchema.safeParse(await storage.getRecord(manifestRecordKey(imageKey))).data;
-}
-
 /** The record, when it exists and is fresh enough for the job (always, for a pinned revision). */
 export async function freshRecord(storage: Storage, job: BuildJobData): Promise<ManifestRecord | undefined> {
-  const record = await readRecord(storage, job.imageKey);
-  if (!record) return undefined;
-  return !job.freshAfter || Date.parse(record.createdAt) > Date.parse(job.freshAfter) ? record : undefined;
+  const record = await readManifestRecord(storage, job.imageKey);
+  return record && isFresh(record, job.freshAfter) ? record : undefined;
 }
 
 /**

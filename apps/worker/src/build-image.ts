@@ -4,9 +4,9 @@
 
 import {
   BuildFailureError,
-  ManifestRecordSchema,
   OCI_IMAGE_MANIFEST,
-  manifestRecordKey,
+  isFresh,
+  readManifestRecord,
   type BuildJobData,
   type BuildResult,
   type ManifestRecord,
@@ -29,8 +29,8 @@ export interface BuildImageDeps extends AssembleDeps {
 export async function buildImage(deps: BuildImageDeps, data: BuildJobData): Promise<BuildResult> {
   // A job can be enqueued again just after an identical one finished (its pull looked for the
   // record a moment before it was written); the record makes that job free.
-  const existing = await readManifestRecord(deps, data.imageKey);
-  if (existing && (!data.freshAfter || Date.parse(existing.createdAt) > Date.parse(data.freshAfter))) return resultOf(existing, { resolve: 0, build: 0, graph: 0, layer: 0, pack: 0, publish: 0 });
+  const existing = await readManifestRecord(deps.storage, data.imageKey);
+  if (existing && isFresh(existing, data.freshAfter)) return resultOf(existing, { resolve: 0, build: 0, graph: 0, layer: 0, pack: 0, publish: 0 });
 
   await publishPackageIndex(deps.nix, deps.storage, data).catch((err: unknown) => deps.warn?.('could not publish the package index', err));
 
@@ -51,10 +51,6 @@ export async function buildImage(deps: BuildImageDeps, data: BuildJobData): Prom
   await deps.popularity.learn(closure.graph).catch((err: unknown) => deps.warn?.('could not record popularity', err));
 
   return resultOf(assembled.record, { ...closure.timings, ...assembled.timings });
-}
-
-async function readManifestRecord(deps: BuildImageDeps, imageKey: string): Promise<ManifestRecord | undefined> {
-  return ManifestRecordSchema.safeParse(await deps.storage.getRecord(manifestRecordKey(imageKey))).data;
 }
 
 function resultOf(record: ManifestRecord, timings: BuildResult['timings']): BuildResult {

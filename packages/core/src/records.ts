@@ -3,14 +3,16 @@
 // (and sort it the same way) without packing it again. Records are read back by other processes,
 // possibly of another version, so they are validated with these schemas on the way in; unknown
 // fields are dropped rather than refused, so a newer writer does not break an older reader.
+// How a record is read, when it is fresh and which blobs it names are decided here once, for the
+// API, the worker, gc and fsck alike.
 import { z } from 'zod';
 import { AttributePathSchema } from './attribute-path.js';
-import { DigestSchema } from './digest.js';
-import { isKey } from './keys.js';
+import { DigestSchema, type Digest } from './digest.js';
+import { KeySchema, isKey } from './keys.js';
 import { OCI_IMAGE_LAYER_GZIP } from './media-types.js';
+import type { Storage } from './storage/storage.js';
 import { SystemSchema } from './systems.js';
 
-const KeySchema = z.string().regex(/^[a-f0-9]{64}$/, 'expected 64 lowercase hex digits');
 const ByteCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 const isSortedUnique = (values: readonly string[]): boolean =>
@@ -67,4 +69,24 @@ export function manifestRecordKey(imageKey: string): string {
 export function layerRecordKey(layerKey: string): string {
   if (!isKey(layerKey)) throw new TypeError('layerRecordKey: expected a 64-hex layer key');
   return `${LAYER_RECORD_PREFIX}${layerKey}`;
+}
+
+/** The manifest record of an image key, when one exists; a record that does not parse counts as absent. */
+export async function readManifestRecord(storage: Pick<Storage, 'getRecord'>, imageKey: string): Promise<ManifestRecord | undefined> {
+  return ManifestRecordSchema.safeParse(await storage.getRecord(manifestRecordKey(imageKey))).data;
+}
+
+/**
+ * Whether a record may be served for a job that asks for one newer than `freshAfter` (ISO 8601 or
+ * a Date; a moving target's TTL). Without `freshAfter` (a pinned revision) every record is fresh.
+ */
+export function isFresh(record: Pick<ManifestRecord, 'createdAt'>, freshAfter: string | Date | undefined): boolean {
+  if (freshAfter === undefined) return true;
+  const after = freshAfter instanceof Date ? freshAfter.getTime() : Date.parse(freshAfter);
+  return Date.parse(record.createdAt) > after;
+}
+
+/** Every blob a manifest record names: the config, both manifests and the layers. */
+export function blobsOfRecord(record: ManifestRecord): Digest[] {
+  return [record.config.digest, record.manifests.oci.digest, record.manifests.docker.digest, ...record.layers.map((l) => l.digest)];
 }

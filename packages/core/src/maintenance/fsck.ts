@@ -5,7 +5,7 @@
 
 import { createHash, randomInt } from 'node:crypto';
 import type { Digest } from '../digest.js';
-import { LayerRecordSchema, ManifestRecordSchema, LAYER_RECORD_PREFIX, MANIFEST_RECORD_PREFIX } from '../records.js';
+import { LayerRecordSchema, ManifestRecordSchema, LAYER_RECORD_PREFIX, MANIFEST_RECORD_PREFIX, blobsOfRecord } from '../records.js';
 import type { Storage } from '../storage/storage.js';
 
 export interface FsckOptions {
@@ -59,8 +59,7 @@ export async function checkStorage(storage: Storage, options: FsckOptions): Prom
       brokenManifests.push({ key, missing: [], corrupt: [] });
       continue;
     }
-    const r = record.data;
-    const named = [r.config.digest, r.manifests.oci.digest, r.manifests.docker.digest, ...r.layers.map((l) => l.digest)];
+    const named = blobsOfRecord(record.data);
     const missing = named.filter((d) => !present.has(d));
     const bad = named.filter((d) => corrupt.has(d));
     if (missing.length > 0 || bad.length > 0) brokenManifests.push({ key, missing, corrupt: bad });

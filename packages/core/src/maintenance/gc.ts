@@ -5,7 +5,7 @@
 // grace period; younger ones may belong to a build that has not written its record yet.
 // Layer records left pointing at swept blobs are removed too, so the cache stays truthful.
 
-import { LayerRecordSchema, ManifestRecordSchema, LAYER_RECORD_PREFIX, MANIFEST_RECORD_PREFIX } from '../records.js';
+import { LayerRecordSchema, ManifestRecordSchema, LAYER_RECORD_PREFIX, MANIFEST_RECORD_PREFIX, blobsOfRecord } from '../records.js';
 import type { Digest } from '../digest.js';
 import type { Storage } from '../storage/storage.js';
 
@@ -37,8 +37,7 @@ export async function collectGarbage(storage: Storage, options: GcOptions): Prom
     const record = ManifestRecordSchema.safeParse(await storage.getRecord(key));
     if (!record.success) continue;
     manifests += 1;
-    const r = record.data;
-    for (const digest of [r.config.digest, r.manifests.oci.digest, r.manifests.docker.digest, ...r.layers.map((l) => l.digest)]) marked.add(digest);
+    for (const digest of blobsOfRecord(record.data)) marked.add(digest);
   }
 
   const layerDigests = new Map<string, string>(); // record key → blob
