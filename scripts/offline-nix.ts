@@ -1,6 +1,7 @@
 // Nix settings for a single-user Nix run as root on a host without the binary cache, as on the
-// quick start's machine and in tests. Production hosts configure Nix themselves (nix.conf) and
-// keep their substituters; the worker never forces these.
+// quick start's machine (scripts/start.ts) and in tests (test/helpers/nix.ts). Production hosts
+// configure Nix themselves (nix.conf) and keep their substituters; the worker never forces these,
+// which is why this lives in scripts/ and not in the worker's source.
 //
 // - `build-users-group =`: single-user mode, no nixbld users needed.
 // - `sandbox = false`: Debian's nix-bin has no sandbox set up; the bundled set relies on that.

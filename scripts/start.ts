@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { withOfflineNixConfig } from '../apps/worker/src/nix/offline-config.js';
+import { withOfflineNixConfig } from './offline-nix.js';
 import { REPO_ROOT, startRedis, startRole, waitForHttp, type Started } from './stack.js';
 
 const env = withOfflineNixConfig({ ...process.env });

@@ -7,8 +7,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { ManifestRecordSchema, buildJobFor, manifestRecordKey, parseImageName, type ManifestRecord } from '@nixyard/core';
-import { PATH_REVISION } from '../../apps/api/src/source-resolver.js';
+import { ManifestRecordSchema, buildJobFor, manifestRecordKey, parseImageName, PATH_REVISION, type ManifestRecord } from '@nixyard/core';
 import { BUNDLED_SET, REPO_ROOT } from '../helpers/bundled-set.js';
 import { metricValue, startStack, type TestStack } from '../helpers/stack.js';
 

@@ -14,7 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { OCI_IMAGE_MANIFEST, PrebuildBatchSchema, parseImageReference, type PrebuildBatch, type System } from '@nixyard/core';
-import { withOfflineNixConfig } from '../../apps/worker/src/nix/offline-config.js';
+import { withOfflineNixConfig } from '../../scripts/offline-nix.js';
 import { freePort } from '../../scripts/stack.js';
 import { REPO_ROOT, tempDir } from '../helpers/bundled-set.js';
 import { jobCounts, metricValue, startStack, type TestStack } from '../helpers/stack.js';

@@ -9,10 +9,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ManifestRecordSchema, OCI_IMAGE_MANIFEST, DOCKER_MANIFEST_V2, parseImageName, buildJobFor, manifestRecordKey } from '@nixyard/core';
+import { ManifestRecordSchema, OCI_IMAGE_MANIFEST, DOCKER_MANIFEST_V2, parseImageName, buildJobFor, manifestRecordKey, PATH_REVISION } from '@nixyard/core';
 import { BUNDLED_SET, tempDir } from '../helpers/bundled-set.js';
 import { jobCount, metricValue, rawRequest, startStack, type TestStack } from '../helpers/stack.js';
-import { PATH_REVISION } from '../../apps/api/src/source-resolver.js';
 
 const CHROOT = existsSync('/usr/sbin/chroot') ? '/usr/sbin/chroot' : 'chroot';
 const NIX_BUILDS_STARTED = 'nixyard_builds_total{result="started"}';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { DOCKER_MANIFEST_V2, OCI_IMAGE_INDEX, OCI_IMAGE_MANIFEST } from '@nixyard/core';
-import { withOfflineNixConfig } from '../../apps/worker/src/nix/offline-config.js';
+import { withOfflineNixConfig } from '../../scripts/offline-nix.js';
 import { jobCount, metricValue, startStack, type TestStack } from '../helpers/stack.js';
 
 const BOTH = 'x86_64-linux,aarch64-linux';

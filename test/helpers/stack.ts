@@ -5,9 +5,9 @@ import type { ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import { loadConfig, openStorage, queueNameFor, redisConnectionOptions, type Storage, type System } from '@nixyard/core';
+import { loadConfig, openStorage, buildQueueName, redisConnectionOptions, type Storage, type System } from '@nixyard/core';
 import { freePort, startRedis, startRole, waitForHttp, type RedisServer, type Started } from '../../scripts/stack.js';
-import { withOfflineNixConfig } from '../../apps/worker/src/nix/offline-config.js';
+import { withOfflineNixConfig } from '../../scripts/offline-nix.js';
 import { BUNDLED_SET, prepareBundledSet, tempDir } from './bundled-set.js';
 
 export interface TestStack {
@@ -116,7 +116,7 @@ export async function metricValue(url: string, sample: string): Promise<number> 
 
 /** How many jobs the system's build queue holds, by state. */
 export async function jobCounts(redisUrl: string, system: System = 'x86_64-linux'): Promise<Record<string, number>> {
-  const queue = new Queue(queueNameFor(system), { connection: redisConnectionOptions(redisUrl) });
+  const queue = new Queue(buildQueueName(system), { connection: redisConnectionOptions(redisUrl) });
   try {
     return await queue.getJobCounts();
   } finally {

@@ -12,7 +12,7 @@ import {
   RegistryError,
   decodeBuildFailure,
   jobIdFor,
-  queueNameFor,
+  buildQueueName,
   type BuildFailure,
   type BuildJobData,
   type BuildResult,
@@ -40,7 +40,7 @@ export class BuildQueue {
 
   constructor(private readonly options: BuildQueueOptions) {
     for (const system of options.systems) {
-      const name = queueNameFor(system);
+      const name = buildQueueName(system);
       const queue = new Queue(name, { connection: options.connection });
       const events = new QueueEvents(name, { connection: options.connection });
       const onError = options.onError ?? (() => {});

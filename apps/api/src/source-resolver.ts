@@ -10,7 +10,7 @@
 // (the images themselves are keyed by commit, so they never go stale), while a path or a channel
 // name has no commit to key by, so its manifest is rebuilt once older than the TTL.
 
-import { RegistryError, type PackageSource } from '@nixyard/core';
+import { PATH_REVISION, RegistryError, type PackageSource } from '@nixyard/core';
 import { GitRemote } from './git-remote.js';
 
 export interface ResolvedTag {
@@ -20,7 +20,6 @@ export interface ResolvedTag {
 }
 
 const COMMIT = /^[0-9a-f]{40}$/;
-export const PATH_REVISION = 'unversioned';
 
 export class SourceResolver {
   private readonly git: GitRemote | undefined;

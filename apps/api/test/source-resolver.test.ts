@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { RegistryError } from '@nixyard/core';
-import { PATH_REVISION, SourceResolver } from '../src/source-resolver.js';
+import { PATH_REVISION, RegistryError } from '@nixyard/core';
+import { SourceResolver } from '../src/source-resolver.js';
 import { createGitFixture } from '../../../test/helpers/git-fixture.js';
 import { tempDir } from '../../../test/helpers/bundled-set.js';
 

@@ -4,7 +4,7 @@
 // @nixyard/core (maintenance/); this module only wires and prints.
 
 import { Queue } from 'bullmq';
-import { checkStorage, collectGarbage, loadConfig, openStorage, queueNameFor, redisConnectionOptions, type Config } from '@nixyard/core';
+import { checkStorage, collectGarbage, loadConfig, openStorage, buildQueueName, redisConnectionOptions, type Config } from '@nixyard/core';
 
 const DURATION = /^(\d+)(s|m|h|d)?$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
@@ -30,7 +30,7 @@ function humanBytes(n: number): string {
 async function buildsInFlight(config: Config): Promise<boolean> {
   const systems = [...new Set([...config.systems, ...(config.indexSystems ?? [])])];
   for (const system of systems) {
-    const queue = new Queue(queueNameFor(system), { connection: { ...redisConnectionOptions(config.redis.url), maxRetriesPerRequest: 1 } });
+    const queue = new Queue(buildQueueName(system), { connection: { ...redisConnectionOptions(config.redis.url), maxRetriesPerRequest: 1 } });
     try {
       const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
       if (Object.values(counts).some((n) => n > 0)) return true;

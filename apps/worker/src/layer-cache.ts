@@ -3,10 +3,8 @@
 // Redis once per layer instead of reading a file or an object. A hit is trusted only while its
 // blob is still in storage (garbage collection may have removed it).
 
-import { LayerRecordSchema, layerRecordKey, type LayerRecord, type Storage } from '@nixyard/core';
+import { LAYER_CACHE_HASH, LayerRecordSchema, layerRecordKey, type LayerRecord, type Storage } from '@nixyard/core';
 import type { Redis } from 'ioredis';
-
-export const LAYER_CACHE_HASH = 'nixyard:layers';
 
 export class LayerCache {
   constructor(

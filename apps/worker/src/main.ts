@@ -13,7 +13,7 @@ import {
   encodeBuildFailure,
   loadConfigOrExit,
   openStorage,
-  queueNameFor,
+  buildQueueName,
   redisConnectionOptions,
   sha256Digest,
   type BuildResult,
@@ -86,7 +86,7 @@ async function runJob(data: unknown, jobId: string | undefined): Promise<BuildRe
 
 const workers = config.systems.map(
   (system) =>
-    new Worker(queueNameFor(system), (job) => runJob(job.data, job.id), {
+    new Worker(buildQueueName(system), (job) => runJob(job.data, job.id), {
       connection,
       concurrency: config.worker.concurrency,
     }),

@@ -8,10 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { Redis } from 'ioredis';
-import { referenceCounts, type ClosureGraph } from '@nixyard/core';
-
-export const POPULARITY_HASH = 'nixyard:popularity';
-export const SEEN_PATHS_SET = 'nixyard:popularity:seen';
+import { POPULARITY_HASH, SEEN_PATHS_SET, referenceCounts, type ClosureGraph } from '@nixyard/core';
 
 export interface Popularity {
   /** Counts for these names; names never seen are absent. */

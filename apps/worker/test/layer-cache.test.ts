@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { FilesystemStorage, OCI_IMAGE_LAYER_GZIP, layerKey, redisConnectionOptions, type LayerRecord } from '@nixyard/core';
-import { LAYER_CACHE_HASH, LayerCache } from '../src/layer-cache.js';
+import { FilesystemStorage, LAYER_CACHE_HASH, OCI_IMAGE_LAYER_GZIP, layerKey, redisConnectionOptions, type LayerRecord } from '@nixyard/core';
+import { LayerCache } from '../src/layer-cache.js';
 import { startRedis, type RedisServer } from '../../../scripts/stack.js';
 import { tempDir } from '../../../test/helpers/bundled-set.js';
 

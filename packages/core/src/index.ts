@@ -1,6 +1,7 @@
 // The public API of @nixyard/core: pure domain logic shared by the API and the worker.
 export * from './attribute-path.js';
 export * from './build-job.js';
+export * from './build-phases.js';
 export * from './closure-graph.js';
 export * from './config.js';
 export * from './digest.js';
@@ -20,6 +21,7 @@ export * from './popularity.js';
 export * from './prebuild.js';
 export * from './queue.js';
 export * from './readiness.js';
+export * from './redis-keys.js';
 export * from './records.js';
 export * from './redis-url.js';
 export * from './registry-errors.js';

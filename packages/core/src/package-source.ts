@@ -66,3 +66,10 @@ export function sourceIdentity(source: PackageSource): string {
       return `channel:${source.channel}`;
   }
 }
+
+/**
+ * The revision a path source is keyed with. A directory has no commit to name its content, so
+ * its images are keyed by this word and treated as a moving target: rebuilt once their record is
+ * older than NIXERY_MANIFEST_TTL (the job's `freshAfter`).
+ */
+export const PATH_REVISION = 'unversioned';

@@ -8,9 +8,6 @@ import { BuildFailureSchema } from './queue.js';
 import { RegistryError } from './registry-errors.js';
 import { SystemSchema } from './systems.js';
 
-/** The BullMQ queue of batch parents (a flow's parent completes once its children are done). */
-export const PREBUILD_QUEUE = 'nixyard-prebuilds';
-
 /** Images one batch may hold; a larger one is refused whole (413). */
 export const MAX_PREBUILD_IMAGES = 10_000;
 

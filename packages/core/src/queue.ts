@@ -5,8 +5,9 @@
 // registry errors without parsing prose.
 import { z } from 'zod';
 import { AttributePathSchema } from './attribute-path.js';
+import { BUILD_FAILURE_CODES, BUILD_PHASES, type BuildPhase } from './build-phases.js';
 import { DigestSchema } from './digest.js';
-import { isKey } from './keys.js';
+import { KeySchema, isKey } from './keys.js';
 import { MANIFEST_MEDIA_TYPES } from './media-types.js';
 import { PackageSourceSchema } from './package-source.js';
 import { SystemSchema } from './systems.js';
@@ -14,7 +15,7 @@ import { SystemSchema } from './systems.js';
 /** Most packages one build job may carry: 64 name components with `shell` expanded, plus slack. */
 export const MAX_JOB_PACKAGES = 72;
 
-export const ImageKeySchema = z.string().regex(/^[a-f0-9]{64}$/, 'expected 64 lowercase hex digits');
+export const ImageKeySchema = KeySchema;
 
 export const BuildJobDataSchema = z.object({
   imageKey: ImageKeySchema,
@@ -35,14 +36,10 @@ export type BuildJobData = z.infer<typeof BuildJobDataSchema>;
 
 const Milliseconds = z.number().min(0);
 
-export const BuildTimingsSchema = z.object({
-  resolve: Milliseconds,
-  build: Milliseconds,
-  graph: Milliseconds,
-  layer: Milliseconds,
-  pack: Milliseconds,
-  publish: Milliseconds,
-});
+/** Milliseconds per build phase, every phase present. */
+export const BuildTimingsSchema = z.object(
+  Object.fromEntries(BUILD_PHASES.map((phase) => [phase, Milliseconds])) as Record<BuildPhase, typeof Milliseconds>,
+);
 export type BuildTimings = z.infer<typeof BuildTimingsSchema>;
 
 export const BuildResultSchema = z.object({
@@ -68,6 +65,11 @@ export const BuildFailureSchema = z.discriminatedUnion('code', [
 ]);
 export type BuildFailure = z.infer<typeof BuildFailureSchema>;
 export type BuildFailureCode = BuildFailure['code'];
+// build-phases.ts lists these codes for metrics and dashboards: the compiler keeps both in step.
+const failureCodesListed: [BuildFailureCode] extends [(typeof BUILD_FAILURE_CODES)[number]]
+  ? [(typeof BUILD_FAILURE_CODES)[number]] extends [BuildFailureCode] ? true : never
+  : never = true;
+void failureCodesListed;
 
 /** Marks a failedReason as an encoded BuildFailure (rather than some other thrown error's message). */
 export const BUILD_FAILURE_PREFIX = 'nixyard-build-failure:';

@@ -15,14 +15,6 @@ export function isSystem(value: unknown): value is System {
   return typeof value === 'string' && (SYSTEMS as readonly string[]).includes(value);
 }
 
-/**
- * The BullMQ queue a system's build jobs go to. BullMQ refuses `:` in queue names, so the
- * separator is `-`: `build-x86_64-linux`.
- */
-export function queueNameFor(system: System): string {
-  return `build-${system}`;
-}
-
 /** The OCI image-spec platform (`architecture`, `os`) of a Nix system. */
 export interface OciPlatform {
   readonly architecture: 'amd64' | 'arm64';

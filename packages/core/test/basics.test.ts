@@ -9,7 +9,7 @@ import {
   OCI_IMAGE_MANIFEST,
   ociPlatformFor,
   PackageSourceSchema,
-  queueNameFor,
+  buildQueueName,
   RegistryError,
   SYSTEMS,
   SystemSchema,
@@ -17,9 +17,9 @@ import {
 
 describe('systems', () => {
   it('names one queue per system without ":"', () => {
-    assert.equal(queueNameFor('x86_64-linux'), 'build-x86_64-linux');
-    assert.equal(queueNameFor('aarch64-linux'), 'build-aarch64-linux');
-    for (const system of SYSTEMS) assert.ok(!queueNameFor(system).includes(':'));
+    assert.equal(buildQueueName('x86_64-linux'), 'build-x86_64-linux');
+    assert.equal(buildQueueName('aarch64-linux'), 'build-aarch64-linux');
+    for (const system of SYSTEMS) assert.ok(!buildQueueName(system).includes(':'));
   });
 
   it('maps systems to OCI platforms', () => {

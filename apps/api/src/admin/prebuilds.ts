@@ -15,16 +15,20 @@ import { z } from 'zod';
 import {
   BuildResultSchema,
   MAX_PREBUILD_IMAGES,
+  PREBUILD_BATCHES,
   PREBUILD_QUEUE,
+  PREBUILD_SUBMIT_LOCK,
   PrebuildImageStateSchema,
   RegistryError,
+  readManifestRecord,
   SystemSchema,
   countStates,
   decodeBuildFailure,
   isSettled,
   jobIdFor,
   parseImageReference,
-  queueNameFor,
+  prebuildBatchKey,
+  buildQueueName,
   type BuildJobData,
   type PrebuildBatch,
   type PrebuildImage,
@@ -34,14 +38,11 @@ import {
   type System,
 } from '@nixyard/core';
 import { BUILD_JOB_RETENTION, type BuildQueue } from '../build-queue.js';
-import { freshRecord, indexSystemsFor, jobForImage, readRecord } from '../image-records.js';
+import { freshRecord, indexSystemsFor, jobForImage } from '../image-records.js';
 import type { SourceResolver } from '../source-resolver.js';
 import { AdminError } from './admin-error.js';
 
 const BATCH_TTL_SECONDS = 7 * 24 * 60 * 60;
-const batchKey = (id: string) => `nixyard:prebuild:${id}`;
-const BATCHES = 'nixyard:prebuilds';
-const SUBMIT_LOCK = 'nixyard:prebuilds:lock';
 const SUBMIT_LOCK_MS = 120_000;
 const RECENT = 50;
 
@@ -115,7 +116,7 @@ export class Prebuilds {
         if (await this.inFlight(job.system, jobId)) continue;
         children.push({
           name: 'build',
-          queueName: queueNameFor(job.system),
+          queueName: buildQueueName(job.system),
           data: job,
           // One image failing must not stop the batch: the parent completes with the rest.
           opts: { jobId, ...BUILD_JOB_RETENTION, ignoreDependencyOnFailure: true },
@@ -137,9 +138,9 @@ export class Prebuilds {
     const now = Date.now();
     await this.deps.redis
       .multi()
-      .set(batchKey(id), JSON.stringify(record), 'EX', BATCH_TTL_SECONDS)
-      .zadd(BATCHES, now, id)
-      .zremrangebyscore(BATCHES, '-inf', now - BATCH_TTL_SECONDS * 1000)
+      .set(prebuildBatchKey(id), JSON.stringify(record), 'EX', BATCH_TTL_SECONDS)
+      .zadd(PREBUILD_BATCHES, now, id)
+      .zremrangebyscore(PREBUILD_BATCHES, '-inf', now - BATCH_TTL_SECONDS * 1000)
       .exec();
     return this.statusOf(record);
   }
@@ -182,7 +183,7 @@ export class Prebuilds {
   private async withSubmitLock<T>(work: () => Promise<T>): Promise<T> {
     const token = randomUUID();
     const deadline = Date.now() + SUBMIT_LOCK_MS;
-    while ((await this.deps.redis.set(SUBMIT_LOCK, token, 'PX', SUBMIT_LOCK_MS, 'NX')) !== 'OK') {
+    while ((await this.deps.redis.set(PREBUILD_SUBMIT_LOCK, token, 'PX', SUBMIT_LOCK_MS, 'NX')) !== 'OK') {
       if (Date.now() > deadline) throw new AdminError(503, 'UNAVAILABLE', 'another prebuild submission is still being enqueued; try again');
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -190,7 +191,7 @@ export class Prebuilds {
       return await work();
     } finally {
       // Release only our own lock (it may have expired and been taken by another submission).
-      await this.deps.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, SUBMIT_LOCK, token);
+      await this.deps.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, PREBUILD_SUBMIT_LOCK, token);
     }
   }
 
@@ -199,7 +200,7 @@ export class Prebuilds {
   }
 
   async list(): Promise<PrebuildSummary[]> {
-    const ids = await this.deps.redis.zrevrange(BATCHES, 0, RECENT - 1);
+    const ids = await this.deps.redis.zrevrange(PREBUILD_BATCHES, 0, RECENT - 1);
     const batches: PrebuildSummary[] = [];
     for (const id of ids) {
       const record = await this.record(id).catch(() => undefined);
@@ -230,8 +231,8 @@ export class Prebuilds {
         // it started meanwhile: it is no longer cancellable
       }
     }
-    const ttl = await this.deps.redis.ttl(batchKey(id));
-    await this.deps.redis.set(batchKey(id), JSON.stringify(record), 'EX', ttl > 0 ? ttl : BATCH_TTL_SECONDS);
+    const ttl = await this.deps.redis.ttl(prebuildBatchKey(id));
+    await this.deps.redis.set(prebuildBatchKey(id), JSON.stringify(record), 'EX', ttl > 0 ? ttl : BATCH_TTL_SECONDS);
     return cancelled;
   }
 
@@ -240,7 +241,7 @@ export class Prebuilds {
   }
 
   private async record(id: string): Promise<BatchRecord> {
-    const raw = /^[0-9a-f-]{36}$/.test(id) ? await this.deps.redis.get(batchKey(id)) : null;
+    const raw = /^[0-9a-f-]{36}$/.test(id) ? await this.deps.redis.get(prebuildBatchKey(id)) : null;
     if (!raw) throw new AdminError(404, 'BATCH_UNKNOWN', `no prebuild batch ${id.slice(0, 64)}`);
     return BatchRecordSchema.parse(JSON.parse(raw));
   }
@@ -266,7 +267,7 @@ export class Prebuilds {
 
   private async imageStatus(image: BatchRecord['images'][number]): Promise<PrebuildImage> {
     const base = { image: image.image, system: image.system, imageKey: image.imageKey };
-    const stored = async () => (await readRecord(this.deps.storage, image.imageKey))?.manifests.oci.digest;
+    const stored = async () => (await readManifestRecord(this.deps.storage, image.imageKey))?.manifests.oci.digest;
     if (image.initial === 'cached' || image.initial === 'cancelled' || !image.jobId) {
       const digest = image.initial === 'cached' ? await stored() : undefined;
       return { ...base, state: image.initial, ...(digest ? { manifestDigest: digest } : {}) };
