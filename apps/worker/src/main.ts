@@ -4,26 +4,22 @@
 
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { UnrecoverableError, Worker } from 'bullmq';
+import { Worker } from 'bullmq';
 import {
-  BuildFailureError,
-  BuildJobDataSchema,
   PREBUILD_QUEUE,
+  buildQueueName,
   checkReadiness,
-  encodeBuildFailure,
   loadConfigOrExit,
   openStorage,
-  buildQueueName,
   redisConnectionOptions,
   sha256Digest,
-  type BuildResult,
 } from '@nixyard/core';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { buildImage } from './build-image.js';
 import { startHeartbeat } from './heartbeat.js';
+import { createJobRunner } from './job-runner.js';
 import { LayerCache } from './layer-cache.js';
-import { BUILD_PHASES, WorkerMetrics } from './metrics.js';
+import { WorkerMetrics } from './metrics.js';
 import { LearnedPopularity, PublishedPopularity } from './popularity.js';
 import { Nix } from './nix/nix.js';
 
@@ -40,49 +36,11 @@ for (const client of [redis, healthRedis]) client.on('error', (err) => logger.de
 const layerCache = new LayerCache(storage, redis);
 const popularity = config.nix.popularityUrl ? new PublishedPopularity(config.nix.popularityUrl) : new LearnedPopularity(redis);
 
-async function runJob(data: unknown, jobId: string | undefined): Promise<BuildResult> {
-  const job = BuildJobDataSchema.parse(data);
-  // The request id ties these lines to the API's log line for the pull that asked for the build.
-  const log = logger.child({ jobId, imageKey: job.imageKey, requestId: job.requestId, packages: job.packages, system: job.system });
-  log.info('build started');
-  try {
-    const result = await buildImage(
-      {
-        nix,
-        storage,
-        layerCache,
-        popularity,
-        maxLayers: config.image.maxLayers,
-        gzipLevel: config.image.gzipLevel,
-        onNixBuild: (e) => metrics.builds.inc({ result: e }),
-        warn: (message, err) => log.warn({ err }, message),
-        onAssembled: ({ layers }) => {
-          for (const layer of layers) {
-            metrics.layerCache.inc({ result: layer.packed ? 'miss' : 'hit' });
-            if (layer.packed) metrics.packedBytes.inc(layer.size);
-          }
-        },
-      },
-      job,
-    );
-    if (Object.values(result.timings).some((ms) => ms > 0)) {
-      for (const phase of BUILD_PHASES) metrics.phaseDuration.observe({ phase, system: job.system }, result.timings[phase] / 1000);
-    }
-    log.info({ manifestDigest: result.manifestDigest, timings: result.timings }, 'build finished');
-    return result;
-  } catch (err) {
-    if (err instanceof BuildFailureError) {
-      metrics.buildFailures.inc({ code: err.failure.code });
-      log.warn({ failure: { ...err.failure, logTail: undefined } }, 'build failed');
-      // A typed failure is the build's answer, not a fault of this worker: retrying would only
-      // repeat it. The encoded failure is what the API decodes from the job's failedReason.
-      throw new UnrecoverableError(encodeBuildFailure(err.failure));
-    }
-    metrics.buildFailures.inc({ code: 'CRASH' });
-    log.error({ err }, 'build crashed');
-    throw err;
-  }
-}
+const runJob = createJobRunner({
+  build: { nix, storage, layerCache, popularity, maxLayers: config.image.maxLayers, gzipLevel: config.image.gzipLevel },
+  metrics,
+  logger,
+});
 
 const workers = config.systems.map(
   (system) =>

@@ -2,10 +2,8 @@
 // NIXYARD_WORKER_METRICS_PORT. One registry per worker instance, so tests can run several.
 
 import { createServer, type Server } from 'node:http';
-import type { Readiness } from '@nixyard/core';
+import { FAILURE_COUNTER_CODES, type Readiness } from '@nixyard/core';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-
-export const BUILD_PHASES = ['resolve', 'build', 'graph', 'layer', 'pack', 'publish'] as const;
 
 export class WorkerMetrics {
   readonly registry = new Registry();
@@ -20,7 +18,7 @@ export class WorkerMetrics {
 
   readonly buildFailures = new Counter({
     name: 'nixyard_build_failures_total',
-    help: 'Failed build jobs by failure code (UNKNOWN_PACKAGES, BUILD_FAILED, TIMEOUT, STORAGE, CRASH).',
+    help: `Failed build jobs by failure code (${FAILURE_COUNTER_CODES.join(', ')}).`,
     labelNames: ['code'] as const,
     registers: [this.registry],
   });
