@@ -1,13 +1,11 @@
 // What the farm is doing right now, read from Redis: queue depth and recent failures per system,
 // live workers, prebuild batches. The metrics' sampled gauges and the status page both use it.
 
-import { BuildJobDataSchema, decodeBuildFailure, type BuildFailure, type System } from '@nixyard/core';
+import { BuildJobDataSchema, QUEUE_STATES, decodeBuildFailure, type BuildFailure, type System } from '@nixyard/core';
 import type { BuildQueue } from './build-queue.js';
 import type { LiveWorkers } from './live-workers.js';
 import type { FarmSamplers } from './metrics.js';
 import type { Prebuilds } from './admin/prebuilds.js';
-
-export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'] as const;
 
 export interface RecentFailure {
   jobId: string;

@@ -10,7 +10,7 @@
 // Content-Security-Policy forbids scripts and every other fetch as a second line of defence.
 
 import type { RequestHandler } from 'express';
-import { SHELL_PACKAGES, type PackageSource, type System } from '@nixyard/core';
+import { SHELL_PACKAGES, canonicalImageName, redactUrl, type PackageSource, type System } from '@nixyard/core';
 import type { FarmStatus, RecentFailure } from './farm-status.js';
 import type { ResolvedTag, SourceResolver } from './source-resolver.js';
 
@@ -73,19 +73,9 @@ export function validHost(header: string | undefined): string | undefined {
   return header.toLowerCase();
 }
 
-/**
- * A git URL without its userinfo (`scheme://user:token@host/...` → `scheme://host/...`): a token in
- * NIXERY_PKGS_REPO must not reach a public page. An scp-like `git@host:path` names an ssh user, not
- * a secret, and is kept.
- */
-export function redactUrl(url: string): string {
-  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/]*@/, '$1');
-}
-
-/** What a client pulls to get this image again: meta-package for the system, then the packages. */
-export function imageNameOf(system: System, packages: readonly string[]): string {
-  const parts = system === 'aarch64-linux' ? ['arm64', ...packages] : [...packages];
-  return parts.length > 0 ? parts.join('/') : '(unknown)';
+/** What a client pulls to get this image again (a failed job whose data did not parse has no packages). */
+function imageNameOf(system: System, packages: readonly string[]): string {
+  return packages.length > 0 ? canonicalImageName({ system, packages: [...packages] }) : '(unknown)';
 }
 
 // Colour and cursor escape sequences make a terminal log unreadable as text.

@@ -4,7 +4,7 @@
 // the knob, so its users can switch. This module reads no process.env itself: callers pass it in.
 import { posix } from 'node:path';
 import { z } from 'zod';
-import { displayValue } from './display.js';
+import { displayValue, redactUrl } from './display.js';
 import type { PackageSource } from './package-source.js';
 import { CHANNEL_PATTERN } from './package-source.js';
 import { isSystem, SYSTEMS, type System } from './systems.js';
@@ -130,8 +130,6 @@ const nonBlank = (raw: string) => (/^[\x21-\x7e]+$/.test(raw) && !raw.startsWith
 const channelName = (raw: string) => (CHANNEL_PATTERN.test(raw) ? raw : undefined);
 const adminToken = (raw: string) => (raw.length >= 16 && !/[\s\x00-\x1f\x7f]/.test(raw) ? raw : undefined);
 
-/** Credentials never appear in messages: `scheme://user:pass@host` is shown as `scheme://***@host`. */
-const redactUrl = (raw: string) => raw.replace(/\/\/[^/@]*@/, '//***@');
 
 interface VarOptions {
   /** How the received value is shown: default quoted; 'url' redacts credentials; 'secret' shows only the length. */

@@ -6,6 +6,16 @@
 const DEFAULT_MAX = 40;
 
 /**
+ * A URL without its userinfo (`scheme://user:token@host/...` → `scheme://host/...`): a token in
+ * NIXERY_PKGS_REPO or a password in REDIS_URL must reach no page, log line or error message. It
+ * works on any text with a `//…@` in it, so a malformed value is redacted too. An scp-like
+ * `git@host:path` names an ssh user, not a secret, and is kept.
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^/]*@/, '//');
+}
+
+/**
  * `value` as a double-quoted, printable-ASCII string literal, cut to `max` UTF-16 code units
  * (with `...` and the full length appended when cut). Control and non-ASCII characters appear as
  * JSON escapes (`\n`, `\u00e9`), so the result is safe in a log line or an HTTP body.

@@ -18,8 +18,9 @@ export const MAX_NAME_LENGTH = MAX_NAME_COMPONENTS * (MAX_ATTRIBUTE_PATH_LENGTH 
 /** `shell` in a name stands for these packages. */
 export const SHELL_PACKAGES = Object.freeze(['bashInteractive', 'coreutils', 'moreutils', 'nano'] as const);
 
-/** `arm64` in a name selects this system. */
+/** `arm64` in a name selects ARM64_SYSTEM. */
 export const ARM64_COMPONENT = 'arm64';
+export const ARM64_SYSTEM: System = 'aarch64-linux';
 export const SHELL_COMPONENT = 'shell';
 
 /** A canonical image: packages sorted (code-unit order) and de-duplicated, never empty. */
@@ -81,7 +82,7 @@ export function parseImageName(name: string): ImageSpec {
         reason: problem,
       });
     }
-    if (component === ARM64_COMPONENT) system = 'aarch64-linux';
+    if (component === ARM64_COMPONENT) system = ARM64_SYSTEM;
     else if (component === SHELL_COMPONENT) packages.push(...SHELL_PACKAGES);
     else packages.push(component);
   });
@@ -125,5 +126,5 @@ export function parseImageRequest(name: string, reference: string): ImageRequest
  */
 export function canonicalImageName(spec: ImageSpec): string {
   const body = sortedUnique(spec.packages).join('/');
-  return spec.system === 'aarch64-linux' ? `${ARM64_COMPONENT}/${body}` : body;
+  return spec.system === ARM64_SYSTEM ? `${ARM64_COMPONENT}/${body}` : body;
 }

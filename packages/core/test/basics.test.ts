@@ -1,4 +1,4 @@
-// Small modules: systems, registry errors, media types, package sources, display.
+// Small modules: systems, registry errors, media types, package sources, display, redactUrl.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
@@ -9,6 +9,7 @@ import {
   OCI_IMAGE_MANIFEST,
   ociPlatformFor,
   PackageSourceSchema,
+  redactUrl,
   buildQueueName,
   RegistryError,
   SYSTEMS,
@@ -103,6 +104,20 @@ describe('PackageSourceSchema', () => {
     ]) {
       assert.equal(PackageSourceSchema.safeParse(source).success, false, JSON.stringify(source));
     }
+  });
+});
+
+describe('redactUrl', () => {
+  it('drops userinfo', () => {
+    assert.equal(redactUrl('https://user:s3cret@git.example/nixpkgs.git'), 'https://git.example/nixpkgs.git');
+    assert.equal(redactUrl('https://tok3n@git.example/nixpkgs.git'), 'https://git.example/nixpkgs.git');
+    assert.equal(redactUrl('https://github.com/NixOS/nixpkgs'), 'https://github.com/NixOS/nixpkgs');
+    assert.equal(redactUrl('git@github.com:NixOS/nixpkgs.git'), 'git@github.com:NixOS/nixpkgs.git');
+    assert.equal(redactUrl('ssh://git:p%40ss@git.example:2222/nixpkgs'), 'ssh://git.example:2222/nixpkgs');
+    assert.equal(redactUrl('file:///srv/git/nixpkgs'), 'file:///srv/git/nixpkgs');
+  });
+  it('redacts a value that is not a well-formed URL too', () => {
+    assert.equal(redactUrl('redis//admin:s3cret@redis:6379'), 'redis//redis:6379');
   });
 });
 
