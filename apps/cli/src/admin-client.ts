@@ -9,7 +9,7 @@ import { z } from 'zod';
 
 export const DEFAULT_URL = 'http://localhost:8080';
 
-/** A non-2xx answer of the API. */
+/** A non-2xx answer of the API; `code` is one of core's AdminErrorCode values (or HTTP for an answer without an error body). */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
   constructor(

@@ -9,7 +9,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ConfigError, isSettled, type PrebuildBatch } from '@nixyard/core';
+import { ConfigError, isAdminErrorCode, isSettled, type PrebuildBatch } from '@nixyard/core';
 import { AdminClient, ApiError, ConnectionError, DEFAULT_URL } from './admin-client.js';
 import { listProblems, parseImageList, type ImageLine } from './image-list.js';
 import { fsckCommand, gcCommand, parseDuration, type FsckCommandOptions, type GcCommandOptions } from './maintenance.js';
@@ -79,8 +79,13 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       return EXIT.INVALID;
     }
     for (const line of formatError(error)) err(line);
-    return error instanceof ApiError && error.code === 'BATCH_INVALID' ? EXIT.INVALID : EXIT.ERROR;
+    return exitCodeOf(error);
   }
+}
+
+/** A batch the API refused as invalid is the user's input to fix (exit 2); anything else is an error. */
+function exitCodeOf(error: unknown): (typeof EXIT)[keyof typeof EXIT] {
+  return error instanceof ApiError && isAdminErrorCode(error.code, 'BATCH_INVALID') ? EXIT.INVALID : EXIT.ERROR;
 }
 
 function milliseconds(value: string): number {
@@ -207,7 +212,7 @@ async function prebuild(file: string, options: PrebuildOptions, io: Io, out: (li
   } catch (error) {
     // Map the API's per-index complaints back to lines of the file.
     const lines: readonly ImageLine[] = list.images;
-    throw new Exit(error instanceof ApiError && error.code === 'BATCH_INVALID' ? EXIT.INVALID : EXIT.ERROR, formatError(error, { source, lines }));
+    throw new Exit(exitCodeOf(error), formatError(error, { source, lines }));
   }
 
   if (!options.wait) {

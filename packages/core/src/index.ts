@@ -1,4 +1,5 @@
 // The public API of @nixyard/core: pure domain logic shared by the API and the worker.
+export * from './admin-errors.js';
 export * from './attribute-path.js';
 export * from './build-job.js';
 export * from './build-phases.js';

@@ -13,6 +13,7 @@ import { FlowProducer, Job, type ConnectionOptions, type FlowJob } from 'bullmq'
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import {
+  AdminError,
   BuildResultSchema,
   MAX_PREBUILD_IMAGES,
   PREBUILD_BATCHES,
@@ -40,7 +41,6 @@ import {
 import { BUILD_JOB_RETENTION, type BuildQueue } from '../build-queue.js';
 import { freshRecord, indexSystemsFor, jobForImage } from '../image-records.js';
 import type { SourceResolver } from '../source-resolver.js';
-import { AdminError } from './admin-error.js';
 
 const BATCH_TTL_SECONDS = 7 * 24 * 60 * 60;
 const SUBMIT_LOCK_MS = 120_000;
@@ -92,7 +92,7 @@ export class Prebuilds {
 
   async submit(request: PrebuildRequest): Promise<PrebuildBatch> {
     if (request.images.length > MAX_PREBUILD_IMAGES) {
-      throw new AdminError(413, 'BATCH_TOO_LARGE', `a batch holds at most ${MAX_PREBUILD_IMAGES} images; this one has ${request.images.length}`, {
+      throw new AdminError('BATCH_TOO_LARGE', `a batch holds at most ${MAX_PREBUILD_IMAGES} images; this one has ${request.images.length}`, {
         limit: MAX_PREBUILD_IMAGES,
       });
     }
@@ -165,7 +165,7 @@ export class Prebuilds {
       }
     }
     if (invalid.length > 0) {
-      throw new AdminError(400, 'BATCH_INVALID', `${invalid.length} of ${texts.length} images are invalid; nothing was enqueued`, { invalid });
+      throw new AdminError('BATCH_INVALID', `${invalid.length} of ${texts.length} images are invalid; nothing was enqueued`, { invalid });
     }
     return [...planned.values()];
   }
@@ -184,7 +184,7 @@ export class Prebuilds {
     const token = randomUUID();
     const deadline = Date.now() + SUBMIT_LOCK_MS;
     while ((await this.deps.redis.set(PREBUILD_SUBMIT_LOCK, token, 'PX', SUBMIT_LOCK_MS, 'NX')) !== 'OK') {
-      if (Date.now() > deadline) throw new AdminError(503, 'UNAVAILABLE', 'another prebuild submission is still being enqueued; try again');
+      if (Date.now() > deadline) throw new AdminError('UNAVAILABLE', 'another prebuild submission is still being enqueued; try again');
       await new Promise((r) => setTimeout(r, 50));
     }
     try {
@@ -242,7 +242,7 @@ export class Prebuilds {
 
   private async record(id: string): Promise<BatchRecord> {
     const raw = /^[0-9a-f-]{36}$/.test(id) ? await this.deps.redis.get(prebuildBatchKey(id)) : null;
-    if (!raw) throw new AdminError(404, 'BATCH_UNKNOWN', `no prebuild batch ${id.slice(0, 64)}`);
+    if (!raw) throw new AdminError('BATCH_UNKNOWN', `no prebuild batch ${id.slice(0, 64)}`);
     return BatchRecordSchema.parse(JSON.parse(raw));
   }
 

@@ -2,9 +2,8 @@
 // registry's pull API: different clients (people, CI jobs, the CLI), different errors.
 
 import express, { Router, type ErrorRequestHandler } from 'express';
-import { PrebuildRequestSchema } from '@nixyard/core';
+import { AdminError, PrebuildRequestSchema } from '@nixyard/core';
 import type { Logger } from 'pino';
-import { AdminError } from './admin-error.js';
 import { bearerAuth } from './bearer-auth.js';
 import type { Prebuilds } from './prebuilds.js';
 
@@ -25,7 +24,7 @@ export function adminRouter(deps: AdminDeps): Router {
   router.post('/prebuilds', async (req, res) => {
     const parsed = PrebuildRequestSchema.safeParse(req.body);
     if (!parsed.success) {
-      throw new AdminError(400, 'BATCH_INVALID', 'expected {"images": ["name[:tag]", ...], "label"?: "..."}', {
+      throw new AdminError('BATCH_INVALID', 'expected {"images": ["name[:tag]", ...], "label"?: "..."}', {
         issues: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).slice(0, 20),
       });
     }
@@ -41,7 +40,7 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json({ id: req.params.id, cancelled: await deps.prebuilds.cancel(req.params.id) });
   });
   router.use((req) => {
-    throw new AdminError(404, 'NOT_FOUND', `no such admin endpoint: ${req.method} ${req.baseUrl}${req.path.slice(0, 100)}`);
+    throw new AdminError('NOT_FOUND', `no such admin endpoint: ${req.method} ${req.baseUrl}${req.path.slice(0, 100)}`);
   });
   router.use(adminErrors(deps.logger));
   return router;
@@ -51,11 +50,11 @@ function adminErrors(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     let error: AdminError;
     if (err instanceof AdminError) error = err;
-    else if ((err as { type?: string }).type === 'entity.too.large') error = new AdminError(413, 'BATCH_TOO_LARGE', `the request body is larger than ${MAX_BODY}`);
-    else if ((err as { type?: string }).type === 'entity.parse.failed') error = new AdminError(400, 'BATCH_INVALID', 'the request body is not valid JSON');
+    else if ((err as { type?: string }).type === 'entity.too.large') error = new AdminError('BATCH_TOO_LARGE', `the request body is larger than ${MAX_BODY}`);
+    else if ((err as { type?: string }).type === 'entity.parse.failed') error = new AdminError('BATCH_INVALID', 'the request body is not valid JSON');
     else {
       logger.error({ err, method: req.method, path: req.originalUrl }, 'admin request failed');
-      error = new AdminError(500, 'UNKNOWN', 'internal error; the registry logged the details');
+      error = new AdminError('UNKNOWN', 'internal error; the registry logged the details');
     }
     res.status(error.status).json(error.toBody());
   };
