@@ -1,4 +1,4 @@
-// The API's side of the build queue (DESIGN §3): one BullMQ queue per system, one job per image
+// The API's side of the build queue (docs/design.md §3): one BullMQ queue per system, one job per image
 // key while it is in flight. The job id is the image key, so identical pulls that arrive while a
 // build runs attach to the same job and all wait for its one result, and so do prebuild batches,
 // whose flow children carry the same id (BullMQ refuses its deduplication option on flow
@@ -101,7 +101,7 @@ function failureToRegistryError(err: unknown, jobId: string | undefined, waitTim
   return new RegistryError('UNKNOWN', `the build failed: ${message.slice(0, 300)}`, { job: jobId ?? null });
 }
 
-/** How each typed build failure reaches the client (DESIGN §3). */
+/** How each typed build failure reaches the client (docs/design.md §3). */
 export function registryErrorFor(failure: BuildFailure, jobId: string | undefined): RegistryError {
   const job = jobId ?? null;
   switch (failure.code) {

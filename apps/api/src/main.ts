@@ -1,4 +1,4 @@
-// Starts the registry API from environment variables alone (DESIGN §6), for `npm run api` and
+// Starts the registry API from environment variables alone (docs/design.md §6), for `npm run api` and
 // the container image. Any configuration problem stops it with one line naming the variable.
 
 import { checkReadiness, loadConfigOrExit, openStorage, redisConnectionOptions, sha256Digest } from '@nixyard/core';

@@ -1,4 +1,4 @@
-// Phases 4–6 of a build (DESIGN §1): group the closure into layers, pack the layers that are not
+// Phases 4–6 of a build (docs/design.md §1): group the closure into layers, pack the layers that are not
 // packed yet, then publish the image config, both manifests and the manifest record.
 //
 // Layers are keyed by their store paths, so a layer that another image (or another worker)

@@ -1,4 +1,4 @@
-// Phases 1–3 of a build (DESIGN §1): resolve the names, build the outputs, read the closure.
+// Phases 1–3 of a build (docs/design.md §1): resolve the names, build the outputs, read the closure.
 //
 // Unknown names stop the build before anything is realised: a typo must cost one evaluation,
 // not a build, and the user gets the full list of names that were not found.

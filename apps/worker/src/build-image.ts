@@ -1,4 +1,4 @@
-// The build job's processor (DESIGN §1): a plain async function of the job data, so it runs the
+// The build job's processor (docs/design.md §1): a plain async function of the job data, so it runs the
 // same under BullMQ, in tests and in a benchmark. Nix resolves, builds and graphs the packages
 // (build-closure.ts); the image is then layered, packed and published (assemble-image.ts).
 

@@ -1,4 +1,4 @@
-// Which layers are already packed, by layer key (DESIGN §2). Records live in storage, the source
+// Which layers are already packed, by layer key (docs/design.md §2). Records live in storage, the source
 // of truth that every replica shares, and in a Redis hash in front of it, so a warm build asks
 // Redis once per layer instead of reading a file or an object. A hit is trusted only while its
 // blob is still in storage (garbage collection may have removed it).

@@ -1,4 +1,4 @@
-// Starts a build worker from environment variables alone (DESIGN §6): one BullMQ worker per
+// Starts a build worker from environment variables alone (docs/design.md §6): one BullMQ worker per
 // system in NIXYARD_SYSTEMS, each taking jobs from `build-<system>`, plus metrics, health and
 // readiness on NIXYARD_WORKER_METRICS_PORT.
 

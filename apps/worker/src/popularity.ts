@@ -1,4 +1,4 @@
-// How popular each store path is, for layering (DESIGN §4): popular paths get layers of their
+// How popular each store path is, for layering (docs/design.md §4): popular paths get layers of their
 // own, which then many images share. Either a published map (NIX_POPULARITY_URL, as Nixery's
 // popularity data: store-path name without hash → count), or, without one, what this farm has
 // seen: how many distinct store paths refer to each name, over every closure graph the workers

@@ -1,6 +1,6 @@
 // Dominators of a directed graph: node d dominates node n when every path from the root to n
 // passes through d; n's immediate dominator is its closest strict dominator, and the immediate
-// dominators form a tree (the dominator tree). Layering (DESIGN §4) takes its candidate layers from
+// dominators form a tree (the dominator tree). Layering (docs/design.md §4) takes its candidate layers from
 // that tree. This is Cooper, Harvey and Kennedy's iterative algorithm ("A Simple, Fast Dominance
 // Algorithm", 2001): number the nodes in postorder, then, visiting them in reverse postorder until
 // nothing changes, set each node's dominator to the common ancestor (in the tree built so far) of

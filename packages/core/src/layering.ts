@@ -1,4 +1,4 @@
-// Layering: which store paths share an image layer (DESIGN §4, after Nixery's "popularity +
+// Layering: which store paths share an image layer (docs/design.md §4, after Nixery's "popularity +
 // dominator tree" design). Registries and runtimes cap the number of layers and a closure easily
 // has hundreds of paths, so paths are grouped; the grouping decides what different images share.
 //

@@ -1,4 +1,4 @@
-// Popularity: how widely a package is used, the second input of layering (DESIGN §4) besides the
+// Popularity: how widely a package is used, the second input of layering (docs/design.md §4) besides the
 // closure graph. It is keyed by store-path name without the hash ("glibc-2.36" for
 // /nix/store/<hash>-glibc-2.36), so rebuilds of the same package version share a count. It comes
 // either from NIX_POPULARITY_URL or from reference counts over the closure graphs the workers have

@@ -1,4 +1,4 @@
-// Storage records: the small JSON documents kept beside the blobs (DESIGN §2, §5). A manifest
+// Storage records: the small JSON documents kept beside the blobs (docs/design.md §2, §5). A manifest
 // record says what an image key was built into; a layer record lets any replica reuse a layer
 // (and sort it the same way) without packing it again. Records are read back by other processes,
 // possibly of another version, so they are validated with these schemas on the way in; unknown

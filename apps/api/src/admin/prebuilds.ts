@@ -1,4 +1,4 @@
-// Batch prebuilds (DESIGN §3): a team submits the images its CI will pull, so the first pull is
+// Batch prebuilds (docs/design.md §3): a team submits the images its CI will pull, so the first pull is
 // already warm. A batch is a BullMQ flow: one parent job per batch, one child build job per
 // distinct image that is not stored yet. Children carry the same job id as pulls (the image key),
 // so a pull that comes while a batch builds its image waits for that very job; an image that a

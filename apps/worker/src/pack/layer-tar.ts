@@ -1,4 +1,4 @@
-// Deterministic tar streams (DESIGN §1, phase 5). A layer's digest is its identity: the same store
+// Deterministic tar streams (docs/design.md §1, phase 5). A layer's digest is its identity: the same store
 // paths must give the same bytes on every replica and every run, or layers would never be shared
 // between images and every pull after a rebuild would download everything again. So everything
 // that varies between machines is pinned: entries come in sorted order, times are 1970-01-01T00:00:01Z,

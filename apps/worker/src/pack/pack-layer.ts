@@ -1,4 +1,4 @@
-// Packing one layer into storage (DESIGN §1, phase 5): tar → sha256 (the diff_id, which the image
+// Packing one layer into storage (docs/design.md §1, phase 5): tar → sha256 (the diff_id, which the image
 // config lists) → gzip → storage (which hashes what it writes: the digest, which the manifest lists).
 // It is one streaming pass: a layer can be gigabytes, so it is never held whole in memory or
 // written to a scratch file, and the tar is never produced twice to get its two hashes.

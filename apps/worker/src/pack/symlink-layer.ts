@@ -1,4 +1,4 @@
-// The symlink layer (DESIGN §1, phase 4): the image's top-level tree, so that `/bin/bash` or
+// The symlink layer (docs/design.md §1, phase 4): the image's top-level tree, so that `/bin/bash` or
 // `/etc/ssl/certs/ca-bundle.crt` exist without anyone knowing store paths. It is what nixpkgs'
 // symlinkJoin/buildEnv make: every file or symlink of every package output is linked at its path
 // relative to the output, directories become real directories merged across outputs, and when two

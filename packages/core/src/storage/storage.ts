@@ -1,4 +1,4 @@
-// The one storage interface that every backend implements (DESIGN §5). Workers write blobs and
+// The one storage interface that every backend implements (docs/design.md §5). Workers write blobs and
 // records through it; API replicas read them. Content-addressed blobs make concurrent writers of
 // the same bytes harmless, and a blob becomes visible only once complete and verified, so a
 // reader can never see a partial layer.
