@@ -1,7 +1,7 @@
 // Starts the registry API from environment variables alone (docs/design.md §6), for `npm run api` and
 // the container image. Any configuration problem stops it with one line naming the variable.
 
-import { checkReadiness, loadConfigOrExit, openStorage, redisConnectionOptions, sha256Digest } from '@nixyard/core';
+import { loadConfigOrExit, openStorage, redisConnectionOptions, roleReadiness } from '@nixyard/core';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createApp } from './app.js';
@@ -47,7 +47,6 @@ const prebuilds = new Prebuilds({
 });
 const liveWorkers = new LiveWorkers(redis);
 const farm = new FarmStatus(systems, builds, liveWorkers, prebuilds);
-const EMPTY_DIGEST = sha256Digest('');
 
 const app = createApp({
   storage,
@@ -61,7 +60,7 @@ const app = createApp({
   manifestTtlSeconds: config.image.manifestTtlSeconds,
   metrics: new ApiMetrics(farm),
   logger,
-  readiness: () => checkReadiness({ redis: () => healthRedis.ping(), storage: () => storage.statBlob(EMPTY_DIGEST) }),
+  readiness: roleReadiness({ pingRedis: () => healthRedis.ping(), storage }),
   statusPage: statusPage({ farm, resolver, systems, indexSystems: config.indexSystems }),
   blobServing: { redirects: config.storage.backend === 's3' && config.storage.usePresignedUrls },
 });

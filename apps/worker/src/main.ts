@@ -8,11 +8,10 @@ import { Worker } from 'bullmq';
 import {
   PREBUILD_QUEUE,
   buildQueueName,
-  checkReadiness,
   loadConfigOrExit,
   openStorage,
   redisConnectionOptions,
-  sha256Digest,
+  roleReadiness,
 } from '@nixyard/core';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -58,10 +57,7 @@ for (const worker of workers) worker.on('error', (err) => logger.warn({ err }, '
 const heartbeat = await startHeartbeat(redis, config.systems, `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, (err) =>
   logger.warn({ err }, 'heartbeat failed'),
 );
-const EMPTY_DIGEST = sha256Digest('');
-const metricsServer = await metrics.serve(config.worker.metricsPort, () =>
-  checkReadiness({ redis: () => healthRedis.ping(), storage: () => storage.statBlob(EMPTY_DIGEST) }),
-);
+const metricsServer = await metrics.serve(config.worker.metricsPort, roleReadiness({ pingRedis: () => healthRedis.ping(), storage }));
 logger.info({ systems: config.systems, concurrency: config.worker.concurrency, metricsPort: config.worker.metricsPort }, 'nixyard worker ready');
 
 let stopping = false;
