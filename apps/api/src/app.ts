@@ -1,18 +1,25 @@
-// The registry's HTTP surface: the read-only half of the OCI distribution API under /v2/, the
-// admin API under /api/v1, the status page at /, and /metrics, /healthz, /readyz for operators.
-// Handlers are thin; names, keys, errors and storage live in @nixyard/core.
+// The registry's HTTP surface, wired: the read-only half of the OCI distribution API under /v2/,
+// the admin API under /api/v1, the status page at /, and /metrics, /healthz, /readyz for
+// operators. This file holds only the wiring (request ids, metrics, logging, route dispatch, the
+// error handler); each registry resource has its own handler module (base.ts, manifests.ts,
+// blobs.ts, tags.ts), and names, keys, errors and storage live in @nixyard/core.
 
 import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
-import { RegistryError, parseImageName, type Readiness } from '@nixyard/core';
+import { RegistryError, type Readiness } from '@nixyard/core';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
+import { serveBase } from './base.js';
 import { serveBlob, type BlobServing } from './blobs.js';
 import { errorHandler, notFound } from './http-errors.js';
 import { serveManifest, type ManifestDeps } from './manifests.js';
+import type { ApiMetrics } from './metrics.js';
 import { parseRegistryPath } from './registry-path.js';
+import { serveTags, type TagSource } from './tags.js';
 
 export interface ApiDeps extends ManifestDeps {
+  resolver: ManifestDeps['resolver'] & TagSource;
+  metrics: Pick<ApiMetrics, 'registry' | 'httpRequests' | 'httpDuration' | 'servedBytes' | 'manifestRequests'>;
   logger: Logger;
   /** The admin API (/api/v1); its own bearer token guards it. */
   admin: Router;
@@ -70,7 +77,7 @@ export function createApp(deps: ApiDeps): Express {
       customProps: (_req, res) => ({ requestId: (res as Response).locals.requestId as string }),
       // Blob downloads are the bulk of traffic: log them at debug; one line per manifest at info.
       customLogLevel: (req, res, err) =>
-        err || res.statusCode >= 500 ? 'error' : res.statusCode < 400 && routeOf((req.url ?? '').split('?')[0]!) === 'blob' ? 'debug' : 'info',
+        err || res.statusCode >= 500 ? 'error' : res.statusCode < 400 && routeOf(((req as Request).originalUrl ?? req.url ?? '').split('?')[0]!) === 'blob' ? 'debug' : 'info',
     }),
   );
 
@@ -99,9 +106,7 @@ export function createApp(deps: ApiDeps): Express {
     const head = req.method === 'HEAD';
     switch (path.kind) {
       case 'base':
-        res.setHeader('Content-Type', 'application/json');
-        res.status(200).end(head ? undefined : '{}');
-        return;
+        return serveBase(head, res);
       case 'manifest':
         return serveManifest(
           deps,
@@ -110,15 +115,10 @@ export function createApp(deps: ApiDeps): Express {
         );
       case 'blob':
         return serveBlob(deps.storage, path.name, path.digest, req, res, deps.blobServing);
-      case 'tags': {
-        // Images are built on demand, never pushed: every valid name has every tag the source knows.
-        parseImageName(path.name);
-        const body = JSON.stringify({ name: path.name, tags: await deps.resolver.knownTags() });
-        res.setHeader('Content-Type', 'application/json');
-        res.setHeader('Content-Length', Buffer.byteLength(body));
-        res.status(200).end(head ? undefined : body);
-        return;
-      }
+      case 'tags':
+        return serveTags(deps.resolver, path.name, head, res);
+      default:
+        return path satisfies never;
     }
   });
 

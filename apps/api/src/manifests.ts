@@ -14,6 +14,7 @@ import {
   INDEX_MEDIA_TYPES,
   MANIFEST_MEDIA_TYPES,
   RegistryError,
+  readManifestRecord,
   buildDockerManifestList,
   buildOciIndex,
   checkAgainstIndex,
@@ -30,7 +31,7 @@ import {
 import { Readable } from 'node:stream';
 import { chooseIndexFormat, chooseManifestFormat, type ManifestFormat } from './accept.js';
 import type { BuildQueue } from './build-queue.js';
-import { freshRecord, indexSystemsFor, jobForImage, readRecord } from './image-records.js';
+import { freshRecord, indexSystemsFor, jobForImage } from './image-records.js';
 import type { LiveWorkers } from './live-workers.js';
 import type { ApiMetrics } from './metrics.js';
 import type { PackageIndexCache } from './package-index-cache.js';
@@ -39,18 +40,19 @@ import type { ResolvedTag, SourceResolver } from './source-resolver.js';
 /** Manifests are small JSON documents; anything larger under a digest is not one of ours. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
+// Collaborators are narrow Picks, so in-process tests can hand in fakes (no Redis, no git).
 export interface ManifestDeps {
   storage: Storage;
-  packageIndex: PackageIndexCache;
+  packageIndex: Pick<PackageIndexCache, 'get'>;
   builds: Pick<BuildQueue, 'build'>;
-  resolver: SourceResolver;
+  resolver: Pick<SourceResolver, 'source' | 'resolve'>;
   liveWorkers: Pick<LiveWorkers, 'count'>;
   /** NIXYARD_SYSTEMS: the systems this registry serves. */
   systems: readonly System[];
   /** NIXYARD_INDEX_SYSTEMS: systems combined into an index for names without `arm64`. */
   indexSystems: readonly System[] | undefined;
   manifestTtlSeconds: number;
-  metrics: ApiMetrics;
+  metrics: Pick<ApiMetrics, 'manifestRequests'>;
 }
 
 export interface ManifestQuery {
@@ -107,7 +109,7 @@ async function manifestRecordFor(deps: ManifestDeps, spec: ImageSpec, resolved: 
     throw new RegistryError('UNAVAILABLE', `no worker builds ${spec.system} images right now; try again later`, { system: spec.system });
   }
   await deps.builds.build(job);
-  const built = await readRecord(deps.storage, job.imageKey);
+  const built = await readManifestRecord(deps.storage, job.imageKey);
   if (!built) throw new RegistryError('UNKNOWN', 'the build finished but its manifest record is missing from storage');
   return built;
 }

@@ -9,6 +9,17 @@ export type RegistryPath =
   | { kind: 'blob'; name: string; digest: string }
   | { kind: 'tags'; name: string };
 
+export type RegistryRouteKind = RegistryPath['kind'];
+
+/**
+ * Every kind parseRegistryPath can answer, one per handler module (base.ts, manifests.ts,
+ * blobs.ts, tags.ts). Tests iterate it, so a new route cannot go untested unnoticed.
+ */
+export const REGISTRY_ROUTE_KINDS = ['base', 'manifest', 'blob', 'tags'] as const satisfies readonly RegistryRouteKind[];
+// The list names every kind: the compiler refuses this line when a kind is added to the union only.
+const everyKindListed: [RegistryRouteKind] extends [(typeof REGISTRY_ROUTE_KINDS)[number]] ? true : never = true;
+void everyKindListed;
+
 const MANIFEST = /^\/v2\/(.+)\/manifests\/([^/]+)$/;
 const BLOB = /^\/v2\/(.+)\/blobs\/([^/]+)$/;
 const TAGS = /^\/v2\/(.+)\/tags\/list$/;

@@ -1,7 +1,12 @@
+// The pure parts of the HTTP layer: splitting a /v2/ path into its resource (registry-path.ts),
+// the metrics route label (app.ts's routeOf) and content negotiation (accept.ts). The same
+// behaviour over HTTP is in registry-api-*.test.ts.
+
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chooseIndexFormat, chooseManifestFormat } from '../src/accept.js';
-import { parseRegistryPath } from '../src/registry-path.js';
+import { acceptedMediaTypes, chooseIndexFormat, chooseManifestFormat } from '../src/accept.js';
+import { routeOf } from '../src/app.js';
+import { REGISTRY_ROUTE_KINDS, parseRegistryPath, type RegistryPath, type RegistryRouteKind } from '../src/registry-path.js';
 
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
 const DOCKER = 'application/vnd.docker.distribution.manifest.v2+json';
@@ -32,4 +37,62 @@ test('an index only for clients that ask for one', () => {
   assert.equal(chooseIndexFormat(`${OCI}, ${DOCKER}`), undefined);
   assert.equal(chooseIndexFormat([OCI, DOCKER, DOCKER_LIST, OCI_INDEX]), 'oci');
   assert.equal(chooseIndexFormat(DOCKER_LIST), 'docker');
+});
+
+const SCHEMA1_SIGNED = 'application/vnd.docker.distribution.manifest.v1+prettyjws';
+const SCHEMA1 = 'application/vnd.docker.distribution.manifest.v1+json';
+const SKOPEO = [OCI, DOCKER, SCHEMA1_SIGNED, SCHEMA1, DOCKER_LIST, OCI_INDEX];
+const CONTAINERD = `${DOCKER}, ${DOCKER_LIST}, ${OCI}, ${OCI_INDEX}, */*`;
+
+/** One parse per route kind; the Record type makes a new kind fail to compile until it has one. */
+const PARSED: Record<RegistryRouteKind, [string, RegistryPath]> = {
+  base: ['/v2', { kind: 'base' }],
+  manifest: ['/v2/arm64/shell/manifests/sha256:ab', { kind: 'manifest', name: 'arm64/shell', reference: 'sha256:ab' }],
+  blob: ['/v2/a/blobs/blobs/sha256:ab', { kind: 'blob', name: 'a/blobs', digest: 'sha256:ab' }],
+  tags: ['/v2/tags/list/tags/list', { kind: 'tags', name: 'tags/list' }],
+};
+
+test('every route kind parses, and each is the routeOf label of its paths', () => {
+  assert.deepEqual(Object.keys(PARSED).sort(), [...REGISTRY_ROUTE_KINDS].sort());
+  for (const kind of REGISTRY_ROUTE_KINDS) {
+    const [path, expected] = PARSED[kind];
+    assert.deepEqual(parseRegistryPath(path), expected, path);
+    assert.equal(routeOf(path), kind, path);
+  }
+});
+
+test('paths that are no resource', () => {
+  for (const path of ['/v2/hello/blobs/uploads/', '/v2/hello/tags/list/', '/v2/hello/manifests/latest/', '/v2//manifests/latest', '/v2/tags/list', '/v2x', '']) {
+    assert.equal(parseRegistryPath(path), undefined, path);
+  }
+});
+
+test('routeOf: low-cardinality labels for everything else', () => {
+  assert.equal(routeOf('/'), 'page');
+  assert.equal(routeOf('/healthz'), 'healthz');
+  assert.equal(routeOf('/readyz'), 'readyz');
+  assert.equal(routeOf('/metrics'), 'metrics');
+  assert.equal(routeOf('/api/v1/prebuilds/abc'), 'admin');
+  assert.equal(routeOf('/v2/hello'), 'other');
+  assert.equal(routeOf('/favicon.ico'), 'other');
+});
+
+test('Accept lists: several headers, parameters, case and blanks', () => {
+  assert.deepEqual(acceptedMediaTypes(undefined), []);
+  assert.deepEqual(acceptedMediaTypes(''), []);
+  assert.deepEqual(acceptedMediaTypes(['A/B; q=0.5', ' c/d ,, e/f']), ['a/b', 'c/d', 'e/f']);
+});
+
+test('real clients: skopeo and containerd get OCI, and an index when they may', () => {
+  assert.equal(chooseManifestFormat(SKOPEO), 'oci');
+  assert.equal(chooseManifestFormat(SKOPEO.join(', ')), 'oci');
+  assert.equal(chooseManifestFormat(CONTAINERD), 'oci');
+  assert.equal(chooseIndexFormat(SKOPEO), 'oci');
+  assert.equal(chooseIndexFormat(CONTAINERD), 'oci');
+  assert.equal(chooseManifestFormat(OCI), 'oci');
+  assert.equal(chooseIndexFormat(OCI), undefined);
+  assert.equal(chooseManifestFormat([DOCKER, DOCKER_LIST]), 'docker');
+  assert.equal(chooseIndexFormat([DOCKER, DOCKER_LIST]), 'docker');
+  assert.equal(chooseManifestFormat('text/html'), 'oci');
+  assert.equal(chooseManifestFormat(DOCKER.toUpperCase()), 'docker');
 });

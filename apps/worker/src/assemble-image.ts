@@ -6,20 +6,15 @@
 // concurrently, one per core, each in a single streaming pass.
 
 import { availableParallelism } from 'node:os';
-import { Readable } from 'node:stream';
 import pMap from 'p-map';
 import {
   FORCED_POPULAR_PNAMES,
   LayerRecordSchema,
-  ManifestRecordSchema,
   OCI_IMAGE_LAYER_GZIP,
-  buildDockerManifest,
-  buildImageConfig,
-  buildOciManifest,
+  imageDocuments,
   layerKey,
-  manifestRecordKey,
   planLayers,
-  sourceIdentity,
+  publishImageDocuments,
   storePathName,
   symlinkLayerKey,
   type BuildJobData,
@@ -124,37 +119,7 @@ async function cachedOrPacked(deps: AssembleDeps, job: LayerJob): Promise<ImageL
 async function publish(storage: Storage, data: BuildJobData, layers: ImageLayer[], tree: SymlinkTree): Promise<ManifestRecord> {
   const env = ['PATH=/bin:/usr/bin'];
   if (tree.nodes.has(CA_BUNDLE)) env.push(`SSL_CERT_FILE=${CA_BUNDLE}`);
-  const config = buildImageConfig({
-    system: data.system,
-    diffIds: layers.map((l) => l.diffId),
-    env,
-    labels: {
-      'org.opencontainers.image.source': sourceIdentity(data.source),
-      'org.opencontainers.image.revision': data.revision,
-      'dev.nixyard.packages': data.packages.join(' '),
-    },
-    ...(tree.nodes.has('/bin/bash') ? { cmd: ['bash'] } : {}),
-  });
-  const refs = layers.map((l) => ({ digest: l.digest, size: l.size }));
-  const configRef = { digest: config.descriptor.digest, size: config.descriptor.size };
-  const oci = buildOciManifest(configRef, refs);
-  const docker = buildDockerManifest(configRef, refs);
-  for (const doc of [config, oci, docker]) await storage.writeBlob(Readable.from([doc.bytes]), doc.descriptor.digest);
-
-  const record = ManifestRecordSchema.parse({
-    imageKey: data.imageKey,
-    system: data.system,
-    packages: data.packages,
-    source: { identity: sourceIdentity(data.source), revision: data.revision },
-    config: configRef,
-    manifests: {
-      oci: { digest: oci.descriptor.digest, size: oci.descriptor.size },
-      docker: { digest: docker.descriptor.digest, size: docker.descriptor.size },
-    },
-    layers: layers.map((l) => ({ digest: l.digest, diffId: l.diffId, size: l.size })),
-    createdAt: new Date().toISOString(),
-  });
-  // Written last: once it exists, every blob it names is already in place.
-  await storage.putRecord(manifestRecordKey(data.imageKey), record);
-  return record;
+  const documents = imageDocuments(data, layers, { env, cmd: tree.nodes.has('/bin/bash') ? ['bash'] : undefined });
+  await publishImageDocuments(storage, documents);
+  return documents.record;
 }

@@ -10,6 +10,7 @@ export * from './display.js';
 export * from './image-config.js';
 export * from './image-index.js';
 export * from './image-name.js';
+export * from './image-publication.js';
 export * from './keys.js';
 export * from './layering.js';
 export * from './maintenance/fsck.js';
