@@ -6,14 +6,17 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { loadConfig, openStorage, buildQueueName, redisConnectionOptions, type Storage, type System } from '@nixyard/core';
-import { freePort, startRedis, startRole, waitForHttp, type RedisServer, type Started } from '../../scripts/stack.js';
+import { freePort, startRole, waitForHttp, type Started } from '../../scripts/stack.js';
 import { withOfflineNixConfig } from '../../scripts/offline-nix.js';
-import { BUNDLED_SET, prepareBundledSet, tempDir } from './bundled-set.js';
+import { BUNDLED_SET, prepareBundledSet } from './bundled-set.js';
+import { startTestRedis, type TestRedis } from './redis.js';
+import { readAll } from './streams.js';
+import { tempDir } from './temp-dir.js';
 
 export interface TestStack {
   registry: string; // host:port
   storagePath: string;
-  redis: RedisServer;
+  redis: TestRedis;
   /** The environment the processes were started with (storage, Redis, source ...). */
   env: NodeJS.ProcessEnv;
   /** The farm's storage, opened by the test process from the same configuration. */
@@ -46,7 +49,7 @@ export interface StackOptions {
 export async function startStack(options: StackOptions = {}): Promise<TestStack> {
   prepareBundledSet();
   const dir = tempDir('stack');
-  const redis = await startRedis(join(dir.path, 'redis'));
+  const redis = await startTestRedis();
   const port = await freePort();
   const env = withOfflineNixConfig({
     ...process.env,
@@ -140,10 +143,7 @@ export function rawRequest(host: string, method: string, path: string, headers: 
   const [hostname, port] = host.split(':');
   return new Promise((resolve, reject) => {
     const req = request({ hostname, port: Number(port), method, path, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
+      readAll(res).then((body) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }), reject);
     });
     req.on('error', reject);
     req.end();
