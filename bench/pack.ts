@@ -16,7 +16,9 @@ import { buildClosure } from '../apps/worker/src/build-closure.js';
 import { LayerCache } from '../apps/worker/src/layer-cache.js';
 import { Nix } from '../apps/worker/src/nix/nix.js';
 import type { Popularity } from '../apps/worker/src/popularity.js';
-import { BUNDLED_SET, NIX_ENV, prepareBundledSet, tempDir } from '../test/helpers/bundled-set.js';
+import { BUNDLED_SET, prepareBundledSet } from '../test/helpers/bundled-set.js';
+import { NIX_ENV } from '../test/helpers/nix.js';
+import { tempDir } from '../test/helpers/temp-dir.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const GZIP_LEVEL = Number(process.env.NIXYARD_GZIP_LEVEL ?? 6);

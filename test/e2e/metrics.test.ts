@@ -7,16 +7,30 @@
 //     labels and label values that the scrapes really export, with rate() over counters only;
 //  3. docker-compose.yml, the Prometheus scrape targets and Grafana's provisioning must agree.
 // A panel or rule with a misspelt metric, label or value fails here instead of staying empty.
+//
+// The exposition-format parser and lookups are ../helpers/prometheus-exposition.ts; the PromQL,
+// dashboard and alert checker is ../helpers/promql-check.ts.
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parser } from '@prometheus-io/lezer-promql';
 import { parse as parseYaml } from 'yaml';
-import { OCI_IMAGE_MANIFEST } from '@nixyard/core';
+import { BUILD_PHASES, FAILURE_COUNTER_CODES, OCI_IMAGE_MANIFEST, QUEUE_STATES } from '@nixyard/core';
 import { REPO_ROOT } from '../../scripts/stack.js';
+import {
+  familyOfSample,
+  family,
+  histogramCount,
+  labelValues,
+  parseExposition,
+  show,
+  valueOf,
+  type Exposition,
+  type MetricType,
+} from '../helpers/prometheus-exposition.js';
+import { PromqlChecker, alertRules, allPanels, readDashboard, templateLabels } from '../helpers/promql-check.js';
 import { startStack, type TestStack } from '../helpers/stack.js';
 
 const SYSTEM = 'x86_64-linux';
@@ -25,153 +39,6 @@ const ALERTS = join(REPO_ROOT, 'ops/prometheus/alerts.yml');
 const PROMETHEUS = join(REPO_ROOT, 'ops/prometheus/prometheus.yml');
 // Stale after five seconds, so that a third pull of `hello` rebuilds it and finds its layers packed.
 const MANIFEST_TTL_SECONDS = 5;
-
-// ---------------------------------------------------------------------------------------------
-// The Prometheus text exposition format (version 0.0.4), parsed strictly: a line that is not a
-// comment, a HELP/TYPE line or a well-formed sample fails the test.
-
-type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped';
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-interface Family {
-  name: string;
-  type: MetricType;
-  help: string;
-  samples: Sample[];
-}
-
-type Exposition = Map<string, Family>;
-
-const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*/;
-// As Go's strconv.ParseFloat, which Prometheus uses: Inf and NaN in any case (prom-client writes "Nan").
-const FLOAT = /^(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?inf(?:inity)?|nan)$/i;
-const SUFFIXES: Record<MetricType, string[]> = { histogram: ['_bucket', '_sum', '_count'], summary: ['_sum', '_count', ''], counter: [''], gauge: [''], untyped: [''] };
-
-function parseExposition(text: string, where: string): Exposition {
-  const families: Exposition = new Map();
-  const seen = new Set<string>();
-  function fail(n: number, line: string, why: string): never {
-    assert.fail(`${where} line ${n + 1}: ${why}: ${line}`);
-  }
-  text.split('\n').forEach((line, n) => {
-    if (line.trim() === '') return;
-    if (line.startsWith('#')) {
-      const meta = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*)(?: (.*))?$/.exec(line);
-      if (!meta) return; // any other comment
-      const [, kind, name, rest = ''] = meta as unknown as [string, string, string, string?];
-      const family = families.get(name) ?? { name, type: 'untyped' as MetricType, help: '', samples: [] };
-      families.set(name, family);
-      if (kind === 'HELP') family.help = rest.replace(/\\(n|\\)/g, (_, c: string) => (c === 'n' ? '\n' : '\\'));
-      else if (['counter', 'gauge', 'histogram', 'summary', 'untyped'].includes(rest)) family.type = rest as MetricType;
-      else fail(n, line, `unknown metric type "${rest}"`);
-      return;
-    }
-    const name = METRIC_NAME.exec(line)?.[0] ?? fail(n, line, 'no metric name');
-    let i = name.length;
-    const labels: Record<string, string> = {};
-    if (line[i] === '{') {
-      i++;
-      while (line[i] !== '}') {
-        const label = LABEL_NAME.exec(line.slice(i))?.[0] ?? fail(n, line, `bad label name at ${i}`);
-        i += label.length;
-        if (line.slice(i, i + 2) !== '="') fail(n, line, `expected =" at ${i}`);
-        i += 2;
-        let value = '';
-        for (;;) {
-          const c = line[i++];
-          if (c === undefined) fail(n, line, 'unterminated label value');
-          if (c === '"') break;
-          if (c === '\\') {
-            const e = line[i++];
-            if (e === 'n') value += '\n';
-            else if (e === '\\' || e === '"') value += e;
-            else fail(n, line, `bad escape \\${e}`);
-          } else value += c;
-        }
-        if (label in labels) fail(n, line, `label ${label} twice`);
-        labels[label] = value;
-        if (line[i] === ',') i++;
-        else if (line[i] !== '}') fail(n, line, `expected , or } at ${i}`);
-      }
-      i++;
-    }
-    const [value, timestamp, ...extra] = line.slice(i).trim().split(/\s+/);
-    if (!value || !FLOAT.test(value) || extra.length > 0 || (timestamp !== undefined && !/^-?\d+$/.test(timestamp))) fail(n, line, 'bad value or timestamp');
-    const series = `${name}${JSON.stringify(Object.entries(labels).sort())}`;
-    if (seen.has(series)) fail(n, line, 'series repeated');
-    seen.add(series);
-    const family = familyOfSample(families, name) ?? fail(n, line, 'sample without a # TYPE line for its family');
-    family.samples.push({ name, labels, value: floatOf(value) });
-  });
-  return families;
-}
-
-function floatOf(text: string): number {
-  const lower = text.toLowerCase();
-  if (lower === 'nan') return NaN;
-  if (/^[+-]?inf(inity)?$/.test(lower)) return lower.startsWith('-') ? -Infinity : Infinity;
-  return Number(text);
-}
-
-/** The family a series name belongs to: itself, or a histogram's / summary's by suffix. */
-function familyOfSample(families: Exposition, name: string): Family | undefined {
-  for (const family of families.values()) {
-    if (SUFFIXES[family.type].some((suffix) => family.name + suffix === name)) return family;
-  }
-  return undefined;
-}
-
-/** The family, checked for its type and for exactly these label names on every sample. */
-function family(exposition: Exposition, name: string, type: MetricType, labelNames: readonly string[]): Family {
-  const found = exposition.get(name);
-  assert.ok(found, `${name} is exported`);
-  assert.equal(found.type, type, `${name} is a ${type}`);
-  assert.ok(found.help.length > 0, `${name} has HELP`);
-  for (const sample of found.samples) {
-    const names = Object.keys(sample.labels).filter((l) => !(l === 'le' && sample.name.endsWith('_bucket')) && !(l === 'quantile' && type === 'summary'));
-    assert.deepEqual(names.sort(), [...labelNames].sort(), `label names of ${sample.name}${JSON.stringify(sample.labels)}`);
-    if (type === 'histogram' && sample.name.endsWith('_bucket')) assert.ok('le' in sample.labels, `${sample.name} has le`);
-  }
-  return found;
-}
-
-/** The value of the sample with exactly these labels, if there is one. */
-function valueOf(f: Family, sampleName: string, labels: Record<string, string> = {}): number | undefined {
-  const want = JSON.stringify(Object.entries(labels).sort());
-  return f.samples.find((s) => s.name === sampleName && JSON.stringify(Object.entries(s.labels).sort()) === want)?.value;
-}
-
-/** A family's samples, one a line, for assertion messages. */
-function show(f: Family): string {
-  return f.samples.map((s) => `\n  ${s.name}${JSON.stringify(s.labels)} ${s.value}`).join('');
-}
-
-function labelValues(f: Family, label: string): Set<string> {
-  return new Set(f.samples.map((s) => s.labels[label]).filter((v): v is string => v !== undefined));
-}
-
-/** A histogram's series for one label set: cumulative buckets up to +Inf = _count, and a _sum. Returns _count. */
-function histogramCount(f: Family, labels: Record<string, string>): number {
-  const buckets = f.samples
-    .filter((s) => s.name === `${f.name}_bucket` && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
-    .map((s) => ({ le: s.labels.le === '+Inf' ? Infinity : Number(s.labels.le), value: s.value }))
-    .sort((a, b) => a.le - b.le);
-  const where = `${f.name}${JSON.stringify(labels)}`;
-  assert.ok(buckets.length > 1, `${where} has _bucket series`);
-  assert.equal(buckets.at(-1)!.le, Infinity, `${where} has an le="+Inf" bucket`);
-  buckets.forEach((b, i) => assert.ok(i === 0 || b.value >= buckets[i - 1]!.value, `${where} buckets are cumulative`));
-  const count = valueOf(f, `${f.name}_count`, labels);
-  const sum = valueOf(f, `${f.name}_sum`, labels);
-  assert.equal(count, buckets.at(-1)!.value, `${where}: _count equals the +Inf bucket`);
-  assert.ok(sum !== undefined && sum >= 0, `${where} has a _sum`);
-  return count;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The metrics this project documents (docs/operations.md), with their label names and the
@@ -185,9 +52,9 @@ interface Spec {
 }
 
 const ROUTES = ['page', 'healthz', 'readyz', 'metrics', 'admin', 'base', 'manifest', 'blob', 'tags', 'other'];
-const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'];
-const PHASES = ['resolve', 'build', 'graph', 'layer', 'pack', 'publish'];
-const FAILURE_CODES = ['UNKNOWN_PACKAGES', 'BUILD_FAILED', 'TIMEOUT', 'STORAGE', 'CRASH'];
+// Queue states, build phases and failure codes are the farm's own lists (build-phases.ts).
+const PHASES: readonly string[] = BUILD_PHASES;
+const FAILURE_CODES: readonly string[] = FAILURE_COUNTER_CODES;
 
 const METRICS: Record<string, Spec> = {
   nixyard_http_requests_total: { role: 'api', type: 'counter', labels: ['route', 'method', 'status'], values: { route: ROUTES } },
@@ -212,244 +79,9 @@ const PROCESS_METRICS: Record<string, MetricType> = {
   nodejs_eventloop_lag_p99_seconds: 'gauge',
 };
 
-/** Series that Prometheus itself adds for every target, with the target labels. */
-const SYNTHETIC_SERIES = new Set(['up', 'scrape_duration_seconds', 'scrape_samples_scraped', 'scrape_samples_post_metric_relabeling', 'scrape_series_added']);
-const TARGET_LABELS = ['job', 'instance'];
-
-// ---------------------------------------------------------------------------------------------
-// PromQL, parsed by the Prometheus project's Lezer grammar. What an expression selects: its
-// vector selectors (matrix selectors contain one), with their label matchers.
-
-type SyntaxNode = ReturnType<typeof parser.parse>['topNode'];
-
-interface Matcher {
-  label: string;
-  op: string;
-  value: string;
-}
-
-interface Selector {
-  metric: string;
-  matchers: Matcher[];
-}
-
-interface Analysis {
-  selectors: Selector[];
-  /** Labels named in by/without/on/ignoring/group_left/group_right. */
-  grouping: string[];
-  problems: string[];
-}
-
-function unquote(literal: string): string {
-  if (literal.startsWith('`')) return literal.slice(1, -1);
-  return literal.slice(1, -1).replace(/\\(.)/g, (_, c: string) => ({ n: '\n', t: '\t', r: '\r' })[c] ?? c);
-}
-
-/** Grafana's interval variables are not PromQL; everything else of Grafana's lives in strings. */
-function withoutGrafanaIntervals(expr: string): string {
-  return expr.replace(/\$\{?__(?:rate_interval|interval|range)\}?/g, '5m');
-}
-
-function analyse(expr: string): Analysis {
-  const source = withoutGrafanaIntervals(expr);
-  const tree = parser.parse(source);
-  const text = (node: SyntaxNode) => source.slice(node.from, node.to);
-  const out: Analysis = { selectors: [], grouping: [], problems: [] };
-  if (source.trim() === '') out.problems.push('empty expression');
-
-  tree.iterate({
-    enter: (ref) => {
-      const node = ref.node;
-      if (node.type.isError) {
-        out.problems.push(`syntax error at ${node.from}: «${source.slice(Math.max(0, node.from - 20), node.from)}⟨here⟩${source.slice(node.from, node.from + 20)}»`);
-        return;
-      }
-      if (node.name === 'GroupingLabels') {
-        for (const child of node.getChildren('LabelName')) out.grouping.push(text(child));
-        for (const child of node.getChildren('QuotedLabelName')) out.grouping.push(unquote(text(child)));
-      }
-      if (node.name === 'VectorSelector') {
-        const selector = selectorOf(node, text, out.problems);
-        if (!selector.metric) out.problems.push(`a selector without a metric name: ${text(node)}`);
-        out.selectors.push(selector);
-      }
-      if (node.name === 'FunctionCall') checkFunction(node, text, out);
-    },
-  });
-  return out;
-}
-
-/** A vector selector's metric name (an identifier, {"quoted.name"} or __name__="...") and matchers. */
-function selectorOf(node: SyntaxNode, text: (n: SyntaxNode) => string, problems: string[]): Selector {
-  const selector: Selector = { metric: '', matchers: [] };
-  const identifier = node.getChild('Identifier');
-  if (identifier) selector.metric = text(identifier);
-  const list = node.getChild('LabelMatchers');
-  for (let child = list?.firstChild; child; child = child.nextSibling) {
-    if (child.name === 'QuotedLabelName') selector.metric = unquote(text(child));
-    if (child.name !== 'UnquotedLabelMatcher' && child.name !== 'QuotedLabelMatcher') continue;
-    const name = child.getChild('LabelName') ?? child.getChild('QuotedLabelName');
-    const op = child.getChild('MatchOp');
-    const value = child.getChild('StringLiteral');
-    if (!name || !op || !value) continue; // a syntax error, reported as such
-    const label = name.name === 'QuotedLabelName' ? unquote(text(name)) : text(name);
-    const matcher = { label, op: text(op), value: unquote(text(value)) };
-    if (label !== '__name__') selector.matchers.push(matcher);
-    else if (matcher.op === '=') selector.metric = matcher.value;
-    else problems.push(`__name__${matcher.op}"${matcher.value}": name the metric exactly, so that it can be checked`);
-  }
-  return selector;
-}
-
-function descendants(node: SyntaxNode, name: string): SyntaxNode[] {
-  const found: SyntaxNode[] = [];
-  for (let child = node.firstChild; child; child = child.nextSibling) {
-    if (child.name === name) found.push(child);
-    found.push(...descendants(child, name));
-  }
-  return found;
-}
-
-const COUNTER_FUNCTIONS = new Set(['Rate', 'Irate', 'Increase', 'Resets']);
-
-/** rate() and friends over a range of a counter; histogram_quantile() over buckets keeping `le`. */
-function checkFunction(node: SyntaxNode, text: (n: SyntaxNode) => string, out: Analysis): void {
-  const fn = node.getChild('FunctionIdentifier')?.firstChild?.name ?? '';
-  const body = node.getChild('FunctionCallBody');
-  const args: SyntaxNode[] = [];
-  for (let child = body?.firstChild; child; child = child.nextSibling) if (!child.type.isError) args.push(child);
-  if (COUNTER_FUNCTIONS.has(fn)) {
-    const arg = args[0];
-    if (!arg || (arg.name !== 'MatrixSelector' && arg.name !== 'SubqueryExpr')) out.problems.push(`${text(node)}: ${fn.toLowerCase()}() takes a range vector`);
-    else out.problems.push(...counterOnly(arg, text).map((m) => `${fn.toLowerCase()}() over ${m}, which is not a counter`));
-  }
-  if (fn === 'HistogramQuantile') {
-    const arg = args[1];
-    const inner = arg ? text(arg) : '';
-    if (!/_bucket\b/.test(inner)) out.problems.push(`${text(node)}: histogram_quantile() needs _bucket series`);
-    // Every aggregation on the way to the buckets must keep `le`.
-    for (let agg: SyntaxNode | null = arg ?? null; agg && agg.name === 'AggregateExpr'; agg = agg.getChild('FunctionCallBody')?.firstChild ?? null) {
-      const modifier = agg.getChild('AggregateModifier');
-      const labels = modifier?.getChild('GroupingLabels')?.getChildren('LabelName').map(text) ?? [];
-      const keeps = modifier?.getChild('By') ? labels.includes('le') : modifier?.getChild('Without') ? !labels.includes('le') : false;
-      if (!keeps) out.problems.push(`${text(node)}: ${text(agg).slice(0, 40)}… drops the le label`);
-    }
-  }
-}
-
-/** Metric names under `node` that are not counters (or a histogram's/summary's counter series). */
-function counterOnly(node: SyntaxNode, text: (n: SyntaxNode) => string): string[] {
-  const names = [node, ...descendants(node, 'VectorSelector')].filter((n) => n.name === 'VectorSelector').map((n) => selectorOf(n, text, []).metric);
-  return names.filter((name) => exported.has(name) && !counterLike.has(name));
-}
-
-/** Filled from the scrapes: every series name exported, and those that rate() may take. */
-const exported = new Set<string>();
-const counterLike = new Set<string>();
-
-// ---------------------------------------------------------------------------------------------
-
 interface Scrapes {
   api: Exposition;
   worker: Exposition;
-}
-
-/** What a series name stands for in the scrapes: its family, or a series Prometheus adds itself. */
-interface Resolved {
-  labels: Set<string>;
-  values: Map<string, Set<string>>;
-}
-
-function resolveSeries(scrapes: Scrapes, name: string): Resolved | undefined {
-  if (SYNTHETIC_SERIES.has(name)) return { labels: new Set(TARGET_LABELS), values: new Map() };
-  for (const exposition of [scrapes.api, scrapes.worker]) {
-    const f = familyOfSample(exposition, name);
-    if (!f) continue;
-    const samples = f.samples.filter((s) => s.name === name);
-    const spec = METRICS[f.name];
-    const labels = new Set([...TARGET_LABELS, ...(spec?.labels ?? []), ...samples.flatMap((s) => Object.keys(s.labels))]);
-    const values = new Map<string, Set<string>>();
-    for (const label of labels) {
-      values.set(label, new Set([...(spec?.values?.[label] ?? []), ...samples.map((s) => s.labels[label]).filter((v): v is string => v !== undefined)]));
-    }
-    return { labels, values };
-  }
-  return undefined;
-}
-
-/** Every problem of one expression: syntax, unknown metrics, labels or values, functions misused. */
-function problemsOf(scrapes: Scrapes, expr: string, labelRefs: readonly string[] = []): string[] {
-  const analysis = analyse(expr);
-  const problems = [...analysis.problems];
-  const known = new Set<string>(TARGET_LABELS);
-  for (const { metric, matchers } of analysis.selectors) {
-    if (!metric) continue;
-    const resolved = resolveSeries(scrapes, metric);
-    if (!resolved) {
-      problems.push(`metric ${metric} is exported by neither the API nor the worker`);
-      continue;
-    }
-    resolved.labels.forEach((l) => known.add(l));
-    for (const { label, op, value } of matchers) {
-      if (!resolved.labels.has(label)) {
-        problems.push(`${metric} has no label ${label}`);
-        continue;
-      }
-      // Literal values (or an alternation of literals) must be values the label can take. Values
-      // with a Grafana variable in them, and other regular expressions, are not checked.
-      const literal = op === '=' || op === '!=' ? [value] : /^[A-Za-z0-9_-]+(\|[A-Za-z0-9_-]+)*$/.test(value) ? value.split('|') : [];
-      const allowed = resolved.values.get(label);
-      if (value.includes('$') || !allowed || allowed.size === 0 || label === 'instance') continue;
-      for (const v of literal) if (v !== '' && !allowed.has(v)) problems.push(`${metric}{${label}${op}"${value}"}: "${v}" is not a value of ${label} (${[...allowed].join(', ')})`);
-    }
-  }
-  for (const label of [...analysis.grouping, ...labelRefs]) {
-    if (!known.has(label)) problems.push(`label ${label} belongs to none of the metrics the expression selects`);
-  }
-  return problems;
-}
-
-/** `{{label}}` in a legend, `$labels.label` in an alert annotation. */
-function templateLabels(template: string): string[] {
-  return [...template.matchAll(/\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}|\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)/g)].map((m) => (m[1] ?? m[2])!);
-}
-
-interface Panel {
-  id?: number;
-  type?: string;
-  title?: string;
-  datasource?: { type?: string; uid?: string };
-  targets?: Array<{ refId?: string; expr?: string; legendFormat?: string }>;
-  panels?: Panel[];
-}
-
-interface Dashboard {
-  uid: string;
-  schemaVersion: number;
-  panels: Panel[];
-  templating: { list: Array<{ name: string; type: string; definition?: string; query?: string | { query?: string } }> };
-}
-
-function allPanels(panels: readonly Panel[]): Panel[] {
-  return panels.flatMap((p) => [p, ...allPanels(p.panels ?? [])]);
-}
-
-interface Rule {
-  alert?: string;
-  record?: string;
-  expr: string;
-  for?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-}
-
-function alertRules(): Rule[] {
-  const doc = parseYaml(readFileSync(ALERTS, 'utf8')) as { groups: Array<{ name: string; rules: Rule[] }> };
-  return doc.groups.flatMap((g) => g.rules);
-}
-
-function readDashboard(): Dashboard {
-  return JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -466,6 +98,7 @@ const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).d
 describe('metrics, dashboard and alerts against a real stack', () => {
   let stack: TestStack;
   let scrapes: Scrapes;
+  let checker: PromqlChecker;
   const pulled = { manifestBytes: 0, blobBytes: 0, layers: [] as Array<{ digest: string; size: number }> };
 
   before(async () => {
@@ -525,14 +158,7 @@ describe('metrics, dashboard and alerts against a real stack', () => {
       api: parseExposition(await scrape(stack.apiMetricsUrl), 'api /metrics'),
       worker: parseExposition(await scrape(stack.workerMetricsUrl), 'worker /metrics'),
     };
-    for (const exposition of [scrapes.api, scrapes.worker]) {
-      for (const f of exposition.values()) {
-        SUFFIXES[f.type].forEach((s) => exported.add(f.name + s));
-        if (f.type === 'counter') counterLike.add(f.name);
-        if (f.type === 'histogram') ['_bucket', '_sum', '_count'].forEach((s) => counterLike.add(f.name + s));
-        if (f.type === 'summary') ['_sum', '_count'].forEach((s) => counterLike.add(f.name + s));
-      }
-    }
+    checker = new PromqlChecker([scrapes.api, scrapes.worker], METRICS);
   });
 
   after(async () => {
@@ -609,7 +235,7 @@ describe('metrics, dashboard and alerts against a real stack', () => {
   });
 
   test('every dashboard query parses and selects exported metrics, labels and values', () => {
-    const dashboard = readDashboard();
+    const dashboard = readDashboard(DASHBOARD);
     assert.equal(dashboard.uid, 'nixyard');
     assert.ok(dashboard.schemaVersion >= 39, 'a current Grafana schema');
     const panels = allPanels(dashboard.panels);
@@ -626,8 +252,8 @@ describe('metrics, dashboard and alerts against a real stack', () => {
       for (const target of panel.targets) {
         assert.equal(typeof target.expr, 'string', `panel "${panel.title}" ${target.refId}: a PromQL expression`);
         queries++;
-        for (const p of problemsOf(scrapes, target.expr!, templateLabels(target.legendFormat ?? ''))) problems.push(`panel "${panel.title}" ${target.refId}: ${p}\n    ${target.expr}`);
-        for (const s of analyse(target.expr!).selectors) used.add(familyOfSample(scrapes.api, s.metric)?.name ?? familyOfSample(scrapes.worker, s.metric)?.name ?? s.metric);
+        for (const p of checker.problemsOf(target.expr!, templateLabels(target.legendFormat ?? ''))) problems.push(`panel "${panel.title}" ${target.refId}: ${p}\n    ${target.expr}`);
+        for (const s of checker.analyse(target.expr!).selectors) used.add(familyOfSample(scrapes.api, s.metric)?.name ?? familyOfSample(scrapes.worker, s.metric)?.name ?? s.metric);
       }
     }
     for (const variable of dashboard.templating.list.filter((v) => v.type === 'query')) {
@@ -637,7 +263,7 @@ describe('metrics, dashboard and alerts against a real stack', () => {
         problems.push(`variable ${variable.name}: only label_values(<selector>, <label>) is checked here: ${query}`);
         continue;
       }
-      for (const p of problemsOf(scrapes, m[1]!, [m[2]!])) problems.push(`variable ${variable.name}: ${p}`);
+      for (const p of checker.problemsOf(m[1]!, [m[2]!])) problems.push(`variable ${variable.name}: ${p}`);
     }
     assert.ok(queries >= 20, `the dashboard has its queries (${queries})`);
     assert.deepEqual(problems, [], problems.join('\n'));
@@ -645,7 +271,7 @@ describe('metrics, dashboard and alerts against a real stack', () => {
   });
 
   test('every alert rule parses, selects exported metrics and is labelled and annotated', () => {
-    const rules = alertRules();
+    const rules = alertRules(ALERTS);
     assert.ok(rules.length >= 5);
     const problems: string[] = [];
     for (const rule of rules) {
@@ -655,7 +281,7 @@ describe('metrics, dashboard and alerts against a real stack', () => {
       assert.ok(['warning', 'critical'].includes(rule.labels?.severity ?? ''), `${name} has a severity`);
       assert.ok(rule.annotations?.summary && rule.annotations.description, `${name} has a summary and a description`);
       const refs = templateLabels(`${rule.annotations.summary} ${rule.annotations.description}`);
-      for (const p of problemsOf(scrapes, rule.expr, refs)) problems.push(`${name}: ${p}\n    ${rule.expr}`);
+      for (const p of checker.problemsOf(rule.expr, refs)) problems.push(`${name}: ${p}\n    ${rule.expr}`);
     }
     assert.deepEqual(problems, [], problems.join('\n'));
     const exprs = rules.map((r) => r.expr.replace(/\s+/g, ' '));
@@ -667,17 +293,17 @@ describe('metrics, dashboard and alerts against a real stack', () => {
   });
 
   test('the checks catch a misspelt metric, label or value, and a syntax error', () => {
-    assert.deepEqual(problemsOf(scrapes, 'sum by (route) (rate(nixyard_http_requests_total[5m]))'), []);
-    assert.match(problemsOf(scrapes, 'sum(rate(nixyard_http_request_total[5m]))').join(), /nixyard_http_request_total is exported by neither/);
-    assert.match(problemsOf(scrapes, 'sum(rate(nixyard_manifest_requests_total{cahce="hit"}[5m]))').join(), /has no label cahce/);
-    assert.match(problemsOf(scrapes, 'sum(rate(nixyard_manifest_requests_total{cache="hti"}[5m]))').join(), /"hti" is not a value of cache/);
-    assert.match(problemsOf(scrapes, 'sum by (rotue) (rate(nixyard_http_requests_total[5m]))').join(), /label rotue/);
-    assert.match(problemsOf(scrapes, 'sum(rate(nixyard_http_requests_total[5m])').join(), /syntax error/);
-    assert.match(problemsOf(scrapes, 'rate(nixyard_workers[5m])').join(), /not a counter/);
-    assert.match(problemsOf(scrapes, 'rate(nixyard_builds_total)').join(), /range vector|syntax error/);
-    assert.match(problemsOf(scrapes, 'histogram_quantile(0.9, sum by (route) (rate(nixyard_http_request_duration_seconds_bucket[5m])))').join(), /drops the le label/);
-    assert.match(problemsOf(scrapes, 'nixyard_http_request_duration_seconds').join(), /exported by neither/, 'a classic histogram has no bare series');
-    assert.deepEqual(problemsOf(scrapes, '{__name__="nixyard_packed_bytes_total"}'), []);
+    assert.deepEqual(checker.problemsOf('sum by (route) (rate(nixyard_http_requests_total[5m]))'), []);
+    assert.match(checker.problemsOf('sum(rate(nixyard_http_request_total[5m]))').join(), /nixyard_http_request_total is exported by neither/);
+    assert.match(checker.problemsOf('sum(rate(nixyard_manifest_requests_total{cahce="hit"}[5m]))').join(), /has no label cahce/);
+    assert.match(checker.problemsOf('sum(rate(nixyard_manifest_requests_total{cache="hti"}[5m]))').join(), /"hti" is not a value of cache/);
+    assert.match(checker.problemsOf('sum by (rotue) (rate(nixyard_http_requests_total[5m]))').join(), /label rotue/);
+    assert.match(checker.problemsOf('sum(rate(nixyard_http_requests_total[5m])').join(), /syntax error/);
+    assert.match(checker.problemsOf('rate(nixyard_workers[5m])').join(), /not a counter/);
+    assert.match(checker.problemsOf('rate(nixyard_builds_total)').join(), /range vector|syntax error/);
+    assert.match(checker.problemsOf('histogram_quantile(0.9, sum by (route) (rate(nixyard_http_request_duration_seconds_bucket[5m])))').join(), /drops the le label/);
+    assert.match(checker.problemsOf('nixyard_http_request_duration_seconds').join(), /exported by neither/, 'a classic histogram has no bare series');
+    assert.deepEqual(checker.problemsOf('{__name__="nixyard_packed_bytes_total"}'), []);
   });
 });
 
@@ -717,7 +343,7 @@ describe('the compose topology, Prometheus and Grafana agree', () => {
     const grafana = compose.services.grafana?.volumes ?? [];
     assert.ok(grafana.some((v) => v === `./ops/grafana/dashboards:${path}:ro`), `the dashboards are mounted at ${path}`);
     assert.ok(grafana.some((v) => v.startsWith('./ops/grafana/provisioning:/etc/grafana/provisioning')));
-    const variable = readDashboard().templating.list.find((v) => v.name === 'DS_PROMETHEUS') as { current?: { value?: string } } | undefined;
+    const variable = readDashboard(DASHBOARD).templating.list.find((v) => v.name === 'DS_PROMETHEUS') as { current?: { value?: string } } | undefined;
     assert.equal(variable?.current?.value, 'prometheus', 'the dashboard picks the provisioned datasource');
   });
 });

@@ -16,7 +16,8 @@ import { after, before, test } from 'node:test';
 import { OCI_IMAGE_MANIFEST, PrebuildBatchSchema, parseImageReference, type PrebuildBatch, type System } from '@nixyard/core';
 import { withOfflineNixConfig } from '../../scripts/offline-nix.js';
 import { freePort } from '../../scripts/stack.js';
-import { REPO_ROOT, tempDir } from '../helpers/bundled-set.js';
+import { REPO_ROOT } from '../helpers/bundled-set.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { jobCounts, metricValue, startStack, type TestStack } from '../helpers/stack.js';
 
 const TOKEN = 'e2e-admin-token-0123456789';

@@ -10,7 +10,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ManifestRecordSchema, OCI_IMAGE_MANIFEST, DOCKER_MANIFEST_V2, parseImageName, buildJobFor, manifestRecordKey, PATH_REVISION } from '@nixyard/core';
-import { BUNDLED_SET, tempDir } from '../helpers/bundled-set.js';
+import { BUNDLED_SET } from '../helpers/bundled-set.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { jobCount, metricValue, rawRequest, startStack, type TestStack } from '../helpers/stack.js';
 
 const CHROOT = existsSync('/usr/sbin/chroot') ? '/usr/sbin/chroot' : 'chroot';

@@ -9,7 +9,8 @@ import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { OCI_IMAGE_MANIFEST } from '@nixyard/core';
-import { BUNDLED_SET, REPO_ROOT, tempDir } from '../helpers/bundled-set.js';
+import { BUNDLED_SET, REPO_ROOT } from '../helpers/bundled-set.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { startStack, type TestStack } from '../helpers/stack.js';
 import { SNAPSHOT_MS } from '../../apps/api/src/status-page.js';
 

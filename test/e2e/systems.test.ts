@@ -41,7 +41,9 @@ test('with no worker for a system, its pull fails at once with 503 and enqueues 
   const body = (await res.json()) as { errors: Array<{ code: string; message: string }> };
   assert.equal(body.errors[0]!.code, 'UNAVAILABLE');
   assert.match(body.errors[0]!.message, /aarch64-linux/);
-  assert.ok(elapsed < 10_000, `answered in ${elapsed.toFixed(0)} ms, not after a build timeout`);
+  // Only tells "at once" from "after waiting on a build" (NIX_TIMEOUT is 600 s here): generous, so
+  // a busy machine's slow answer is not mistaken for the latter.
+  assert.ok(elapsed < 60_000, `answered in ${elapsed.toFixed(0)} ms, not after a build timeout`);
   assert.equal(await jobCount(stack.redis.url, 'aarch64-linux'), jobs);
 });
 

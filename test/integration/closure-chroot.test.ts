@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { buildBundled, nixStoreClosure, prepareBundledSet, tempDir } from '../helpers/bundled-set.js';
+import { buildBundled, prepareBundledSet } from '../helpers/bundled-set.js';
+import { nixStoreClosure } from '../helpers/nix.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 function chrootWithClosureOf(out: string): { root: string; cleanup: () => void } {
   const dir = tempDir('chroot');

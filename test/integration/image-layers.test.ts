@@ -5,34 +5,32 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Redis } from 'ioredis';
 import {
   FilesystemStorage,
   ManifestRecordSchema,
   buildJobFor,
   manifestRecordKey,
   parseImageName,
-  redisConnectionOptions,
   type ManifestRecord,
 } from '@nixyard/core';
 import { buildImage, type BuildImageDeps } from '../../apps/worker/src/build-image.js';
 import { LayerCache } from '../../apps/worker/src/layer-cache.js';
 import { Nix } from '../../apps/worker/src/nix/nix.js';
 import { LearnedPopularity } from '../../apps/worker/src/popularity.js';
-import { startRedis, type RedisServer } from '../../scripts/stack.js';
-import { BUNDLED_SET, NIX_ENV, prepareBundledSet, tempDir } from '../helpers/bundled-set.js';
+import { BUNDLED_SET, prepareBundledSet } from '../helpers/bundled-set.js';
+import { NIX_ENV } from '../helpers/nix.js';
+import { startTestRedis, type TestRedis } from '../helpers/redis.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const nix = new Nix({ timeoutSeconds: 600, env: NIX_ENV });
 const dir = tempDir('image-layers');
-let redisServer: RedisServer;
-const clients: Redis[] = [];
+let redisServer: TestRedis;
 
 before(async () => {
   prepareBundledSet();
-  redisServer = await startRedis(join(dir.path, 'redis'));
+  redisServer = await startTestRedis();
 });
 after(async () => {
-  clients.forEach((c) => c.disconnect());
   await redisServer?.stop();
   dir.cleanup();
 });
@@ -43,8 +41,7 @@ function freshFarm(): { deps: BuildImageDeps; storagePath: string } {
   const n = ++farms;
   const storagePath = join(dir.path, `storage-${n}`);
   const storage = new FilesystemStorage(storagePath);
-  const redis = new Redis({ ...redisConnectionOptions(redisServer.url), db: n });
-  clients.push(redis);
+  const redis = redisServer.client(n);
   return {
     storagePath,
     deps: { nix, storage, layerCache: new LayerCache(storage, redis), popularity: new LearnedPopularity(redis), maxLayers: 95, gzipLevel: 6 },

@@ -21,15 +21,28 @@ export interface ResolvedTag {
 
 const COMMIT = /^[0-9a-f]{40}$/;
 
+/** What a git source's refs are looked up with: GitRemote (`git ls-remote`), or a stand-in. */
+export type RefLookup = Pick<GitRemote, 'defaultBranchHead' | 'commitOf' | 'names'>;
+
+export interface SourceResolverOptions {
+  /** The clock the TTL runs on, in milliseconds (default Date.now); tests move it instead of sleeping. */
+  now?: () => number;
+  /** How a git source's refs are looked up (default: `git ls-remote` of its URL). */
+  refs?: RefLookup;
+}
+
 export class SourceResolver {
-  private readonly git: GitRemote | undefined;
+  private readonly git: RefLookup | undefined;
+  private readonly now: () => number;
   private readonly cache = new Map<string, { value: Promise<ResolvedTag>; expires: number }>();
 
   constructor(
     readonly source: PackageSource,
     private readonly ttlSeconds: number,
+    options: SourceResolverOptions = {},
   ) {
-    this.git = source.kind === 'git' ? new GitRemote(source.url) : undefined;
+    this.git = source.kind === 'git' ? (options.refs ?? new GitRemote(source.url)) : undefined;
+    this.now = options.now ?? Date.now;
   }
 
   async resolve(tag: string): Promise<ResolvedTag> {
@@ -67,7 +80,7 @@ export class SourceResolver {
 
   /** A moving ref's resolution is reused for the TTL; a failed one is not cached. */
   private cached(tag: string, resolve: () => Promise<ResolvedTag>): Promise<ResolvedTag> {
-    const now = Date.now();
+    const now = this.now();
     const hit = this.cache.get(tag);
     if (hit && hit.expires > now) return hit.value;
     const value = resolve();

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { immediateDominators } from '../src/dominators.js';
+import { prng } from '../../../test/helpers/random.js';
 
 /** A graph over single-letter node names: node i is names[i], edges as adjacency strings. */
 function lettered(names: string, edges: Record<string, string>): number[][] {
@@ -44,18 +45,6 @@ function bruteForceIdoms(successors: number[][], root: number): number[] {
     if (v === root) return root;
     return doms.reduce((best, d) => ((strict[d] as number[]).length > (strict[best] as number[]).length ? d : best));
   });
-}
-
-/** mulberry32: a small seeded PRNG, so random cases are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('immediateDominators', () => {

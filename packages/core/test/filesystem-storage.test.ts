@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FilesystemStorage, sha256Digest, type Digest } from '../src/index.js';
+import { chunksOf as chunks, collect, readAll } from '../../../test/helpers/streams.js';
 import { storageConformance } from './storage-conformance.js';
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -32,16 +33,6 @@ async function audit(root: string): Promise<void> {
     hash.update(await readFile(path));
     assert.equal(hash.digest('hex'), name, `blob file ${path} does not match its name`);
   }
-}
-
-async function* chunks(...parts: (string | Buffer)[]): AsyncGenerator<Uint8Array> {
-  for (const part of parts) yield Buffer.from(part);
-}
-
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of items) out.push(item);
-  return out;
 }
 
 let scratch: string;
@@ -136,10 +127,7 @@ describe('FilesystemStorage (filesystem specifics)', () => {
     const { digest } = await storage.writeBlob(chunks('still readable'));
     const stream = await storage.readBlob(digest, { start: 6, end: 13 });
     assert.equal(await storage.deleteBlob(digest), true);
-    assert.ok(stream);
-    const parts: Buffer[] = [];
-    for await (const chunk of stream) parts.push(chunk as Buffer);
-    assert.equal(Buffer.concat(parts).toString(), 'readable');
+    assert.equal((await readAll(stream)).toString(), 'readable');
   });
 
   it('skips files in the blob directory that are not named like a blob', async () => {

@@ -12,6 +12,7 @@ import {
   type ClosureGraph,
   type PlannedLayer,
 } from '../src/index.js';
+import { prng, shuffled } from '../../../test/helpers/random.js';
 
 const HASH = '0'.repeat(32); // one hash for all, so paths sort by name
 const p = (name: string): string => `/nix/store/${HASH}-${name}`;
@@ -27,27 +28,6 @@ function closure(spec: Record<string, [number, string[]?]>, roots: string[]): Cl
 
 const layer = (names: string[], narSize: number, rating: number): PlannedLayer => ({ storePaths: names.map(p).sort(), narSize, rating });
 const pop = (entries: Record<string, number>): Map<string, number> => new Map(Object.entries(entries));
-
-/** mulberry32: a small seeded PRNG, so random cases are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function shuffled<T>(items: readonly T[], random: () => number): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j] as T, out[i] as T];
-  }
-  return out;
-}
 
 describe('planLayers thresholds', () => {
   it('are 100 MB (decimal) of closure and a popularity of 100', () => {

@@ -3,26 +3,11 @@
 // Hermetic: no disk, no network, no child processes.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MemoryStorage, sha256Digest, type Storage } from '../src/index.js';
+import { MemoryStorage, sha256Digest } from '../src/index.js';
+import { chunksOf as chunks, collect, readAll } from '../../../test/helpers/streams.js';
 import { storageConformance } from './storage-conformance.js';
 
 const MiB = 1024 * 1024;
-
-async function* chunks(...parts: (string | Buffer)[]): AsyncGenerator<Uint8Array> {
-  for (const part of parts) yield Buffer.from(part);
-}
-
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of items) out.push(item);
-  return out;
-}
-
-async function readAll(storage: Storage, digest: `sha256:${string}`): Promise<Buffer> {
-  const stream = await storage.readBlob(digest);
-  assert.ok(stream);
-  return Buffer.concat(await collect(stream as AsyncIterable<Buffer>));
-}
 
 // This backend holds every blob in memory by design, so the large write is kept small: the RSS bound
 // then only checks that a blob is held about once, not several times over.
@@ -57,7 +42,7 @@ describe('MemoryStorage (memory specifics)', () => {
       })(),
     );
     assert.equal(written.digest, sha256Digest('firstagain'));
-    assert.equal((await readAll(storage, written.digest)).toString(), 'firstagain');
+    assert.equal((await readAll(await storage.readBlob(written.digest))).toString(), 'firstagain');
   });
 
   it('hands out copies, so a reader cannot change the stored bytes', async () => {
@@ -66,7 +51,7 @@ describe('MemoryStorage (memory specifics)', () => {
     const stream = await storage.readBlob(digest);
     assert.ok(stream);
     for await (const chunk of stream) (chunk as Buffer).fill(0x21);
-    assert.equal((await readAll(storage, digest)).toString(), 'do not touch');
+    assert.equal((await readAll(await storage.readBlob(digest))).toString(), 'do not touch');
   });
 
   it('rejects chunks that are not Uint8Array with TypeError, and nothing becomes visible', async () => {
@@ -116,7 +101,7 @@ describe('MemoryStorage (memory specifics)', () => {
     const stream = await storage.readBlob(digest, { start: 6, end: 13 });
     assert.equal(await storage.deleteBlob(digest), true);
     assert.ok(stream);
-    assert.equal(Buffer.concat(await collect(stream as AsyncIterable<Buffer>)).toString(), 'readable');
+    assert.equal((await readAll(stream)).toString(), 'readable');
   });
 
   it('reads a blob larger than one read chunk, whole and by range', async () => {
@@ -124,10 +109,10 @@ describe('MemoryStorage (memory specifics)', () => {
     const bytes = Buffer.alloc(200_000);
     for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) % 251;
     const { digest } = await storage.writeBlob(chunks(bytes));
-    assert.deepEqual(await readAll(storage, digest), bytes);
+    assert.deepEqual(await readAll(await storage.readBlob(digest)), bytes);
     const stream = await storage.readBlob(digest, { start: 65_530, end: 131_080 });
     assert.ok(stream);
-    assert.deepEqual(Buffer.concat(await collect(stream as AsyncIterable<Buffer>)), bytes.subarray(65_530, 131_081));
+    assert.deepEqual(await readAll(stream), bytes.subarray(65_530, 131_081));
   });
 
   it('lists records in the order the filesystem backend does: depth first, names sorted', async () => {

@@ -2,21 +2,20 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { Redis } from 'ioredis';
-import { FilesystemStorage, LAYER_CACHE_HASH, OCI_IMAGE_LAYER_GZIP, layerKey, redisConnectionOptions, type LayerRecord } from '@nixyard/core';
-import { LayerCache } from '../src/layer-cache.js';
-import { startRedis, type RedisServer } from '../../../scripts/stack.js';
-import { tempDir } from '../../../test/helpers/bundled-set.js';
+import type { Redis } from 'ioredis';
+import { FilesystemStorage, LAYER_CACHE_HASH, OCI_IMAGE_LAYER_GZIP, layerKey, type LayerRecord } from '@nixyard/core';
+import { LayerCache } from '../../src/layer-cache.js';
+import { startTestRedis, type TestRedis } from '../../../../test/helpers/redis.js';
+import { tempDir } from '../../../../test/helpers/temp-dir.js';
 
 const dir = tempDir('layer-cache');
-let server: RedisServer;
+let server: TestRedis;
 let redis: Redis;
 before(async () => {
-  server = await startRedis(join(dir.path, 'redis'));
-  redis = new Redis(redisConnectionOptions(server.url));
+  server = await startTestRedis();
+  redis = server.client();
 });
 after(async () => {
-  redis?.disconnect();
   await server?.stop();
   dir.cleanup();
 });

@@ -8,22 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FilesystemStorage, digestHex, type Digest } from '@nixyard/core';
-import { storePathEntries, treeEntries } from '../src/pack/layer-tar.js';
-import { packLayer } from '../src/pack/pack-layer.js';
-
-const NIX_CONFIG = 'build-users-group =\nsandbox = false\nsubstituters =\nexperimental-features = nix-command';
-
-/** Builds a derivation whose builder runs `script` (with $out) and returns its store path. */
-function nixBuild(name: string, script: string): string {
-  const expr = `derivation { name = ${JSON.stringify(name)}; system = builtins.currentSystem; builder = "/bin/sh";
-    args = [ "-c" ${JSON.stringify(`export PATH=/usr/bin:/bin; set -e; ${script}`)} ]; }`;
-  const out = execFileSync('nix-build', ['--no-out-link', '-E', expr], {
-    env: { ...process.env, NIX_CONFIG },
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return out.trim();
-}
+import { storePathEntries, treeEntries } from '../../src/pack/layer-tar.js';
+import { packLayer } from '../../src/pack/pack-layer.js';
+import { nixBuildScript } from '../../../../test/helpers/nix.js';
+import { collect } from '../../../../test/helpers/streams.js';
 
 const sh = (command: string, cwd?: string) =>
   execFileSync('/bin/sh', ['-c', command], { cwd, encoding: 'utf8', env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' } });
@@ -54,7 +42,7 @@ describe('packLayer of store paths', () => {
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'nixyard-pack-'));
     storage = new FilesystemStorage(join(work, 'storage'));
-    storePaths = [nixBuild('pack-test-a', tree), nixBuild('pack-test-b', 'mkdir $out; echo b > $out/b')];
+    storePaths = [nixBuildScript('pack-test-a', tree), nixBuildScript('pack-test-b', 'mkdir $out; echo b > $out/b')];
   });
   after(async () => {
     await rm(work, { recursive: true, force: true });
@@ -133,9 +121,7 @@ describe('packLayer of store paths', () => {
     sh(`mkdir -p ${dir}/a && echo x > ${dir}/a/file && mkfifo ${dir}/a/pipe`);
     const empty = new FilesystemStorage(join(work, 'fifo-storage'));
     await assert.rejects(packLayer(empty, treeEntries(dir, 'root'), { gzipLevel: 6 }), /pipe: not a regular file, directory or symlink/);
-    const blobs = [];
-    for await (const blob of empty.listBlobs()) blobs.push(blob);
-    assert.deepEqual(blobs, []);
+    assert.deepEqual(await collect(empty.listBlobs()), []);
   });
 
   test('a file that ends before its entry does fails the pack mid-entry, and only the pack', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runCommand } from '../src/nix/run-command.js';
+import { runCommand } from '../../src/nix/run-command.js';
 
 test('captures stdout separately and both streams in the log tail', async () => {
   const outcome = await runCommand('sh', ['-c', 'echo out; echo err >&2; exit 4'], { timeoutSeconds: 10 });

@@ -6,16 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FilesystemStorage, digestHex } from '@nixyard/core';
-import { buildSymlinkTree, packSymlinkLayer, type SymlinkTreeNode } from '../src/pack/symlink-layer.js';
-
-const NIX_CONFIG = 'build-users-group =\nsandbox = false\nsubstituters =\nexperimental-features = nix-command';
-
-function nixBuild(name: string, script: string): string {
-  const expr = `derivation { name = ${JSON.stringify(name)}; system = builtins.currentSystem; builder = "/bin/sh";
-    args = [ "-c" ${JSON.stringify(`export PATH=/usr/bin:/bin; set -e; ${script}`)} ]; }`;
-  const env = { ...process.env, NIX_CONFIG };
-  return execFileSync('nix-build', ['--no-out-link', '-E', expr], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
+import { buildSymlinkTree, packSymlinkLayer, type SymlinkTreeNode } from '../../src/pack/symlink-layer.js';
+import { nixBuildScript } from '../../../../test/helpers/nix.js';
 
 const sh = (command: string) =>
   execFileSync('/bin/sh', ['-c', command], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC', LC_ALL: 'C' } });
@@ -32,20 +24,20 @@ describe('symlink layer', () => {
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'nixyard-symlink-'));
-    a = nixBuild('sl-a', [
+    a = nixBuildScript('sl-a', [
       'mkdir -p $out/bin $out/share/doc $out/share/man $out/nix-support $out/etc/ssl/certs',
       'echo a > $out/bin/hello; echo env > $out/bin/env; chmod 555 $out/bin/hello $out/bin/env',
       'echo a > $out/share/doc/a.txt; echo hook > $out/nix-support/setup-hook',
       'echo cert > $out/etc/ssl/certs/ca-bundle.crt; ln -s share $out/lib',
     ].join('; '));
-    b = nixBuild('sl-b', [
+    b = nixBuildScript('sl-b', [
       'mkdir -p $out/bin $out/bin-extra $out/share/doc $out/lib $out/nix-support $out/tmp',
       'echo b > $out/bin/hello; echo bash > $out/bin/bash; echo x > $out/bin-extra/x',
       'echo b > $out/share/doc/a.txt; echo b > $out/share/doc/b.txt; echo so > $out/lib/libb.so',
       'echo b > $out/nix-support/propagated-build-inputs; echo t > $out/tmp/b-tmp',
     ].join('; '));
-    c = nixBuild('sl-c', 'mkdir -p $out/bin; echo env > $out/bin/env; echo file > $out/share');
-    file = nixBuild('sl-file', 'echo just a file > $out');
+    c = nixBuildScript('sl-c', 'mkdir -p $out/bin; echo env > $out/bin/env; echo file > $out/share');
+    file = nixBuildScript('sl-file', 'echo just a file > $out');
   });
   after(async () => {
     await rm(work, { recursive: true, force: true });

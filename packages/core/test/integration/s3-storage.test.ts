@@ -3,7 +3,7 @@
 // layout, no staging objects left behind, presigned blob URLs that plain HTTP clients can use
 // (Range included), paginated listings, multipart uploads and copies.
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import {
   CreateBucketCommand,
@@ -17,9 +17,11 @@ import {
   UploadPartCopyCommand,
   type _Object,
 } from '@aws-sdk/client-s3';
-import { DigestMismatchError, openStorage, S3Storage, sha256Digest, type Digest, type S3StorageOptions } from '../src/index.js';
-import { startS3Server, type S3Server } from '../../../test/helpers/s3-server.js';
-import { storageConformance } from './storage-conformance.js';
+import { DigestMismatchError, openStorage, S3Storage, sha256Digest, type Digest, type S3StorageOptions } from '../../src/index.js';
+import { seededBytes } from '../../../../test/helpers/random.js';
+import { startS3Server, type S3Server } from '../../../../test/helpers/s3-server.js';
+import { chunksOf as chunks, collect, readAll } from '../../../../test/helpers/streams.js';
+import { storageConformance } from '../storage-conformance.js';
 
 const MiB = 1024 * 1024;
 
@@ -90,16 +92,6 @@ async function dropBucket(bucket: string): Promise<void> {
   await admin.send(new DeleteBucketCommand({ Bucket: bucket }));
 }
 
-async function* chunks(...parts: (string | Buffer)[]): AsyncGenerator<Uint8Array> {
-  for (const part of parts) yield Buffer.from(part);
-}
-
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of items) out.push(item);
-  return out;
-}
-
 // The large-blob case, bigger than the filesystem's and with more room for RSS than the filesystem needs: lib-storage copies every
 // part into a buffer of its own (5 MiB each, so 100 MiB of short-lived buffers per 100 MiB blob),
 // and V8 frees such external memory lazily, up to some 64 MiB behind. Growth levels off there
@@ -156,7 +148,7 @@ describe('S3Storage (S3 specifics)', () => {
   }));
 
   it('hands out presigned URLs that plain HTTP clients download, Range included', withBucket(async (storage) => {
-    const bytes = randomBytes(100_000);
+    const bytes = seededBytes(100_000, 1);
     const { digest } = await storage.writeBlob(chunks(bytes));
     const url = await storage.blobUrl(digest, 300);
     assert.ok(url !== undefined);
@@ -193,7 +185,7 @@ describe('S3Storage (S3 specifics)', () => {
   }, { listPageSize: 2 }));
 
   it('streams a blob of several parts through a multipart upload', withBucket(async (storage) => {
-    const bytes = randomBytes(12 * MiB + 12345);
+    const bytes = seededBytes(12 * MiB + 12345, 2);
     const parts: number[] = [];
     const send = storage.client.send.bind(storage.client);
     storage.client.send = (async (command: Parameters<typeof send>[0]) => {
@@ -204,11 +196,11 @@ describe('S3Storage (S3 specifics)', () => {
     assert.deepEqual(written, { digest: sha256Digest(bytes), size: bytes.length, created: true });
     assert.deepEqual(parts.sort(), [1, 2, 3]); // 5 MiB parts
     const read = await storage.readBlob(written.digest, { start: 5 * MiB - 5, end: 5 * MiB + 4 });
-    assert.deepEqual(Buffer.concat(await collect(read as AsyncIterable<Buffer>)), bytes.subarray(5 * MiB - 5, 5 * MiB + 5));
+    assert.deepEqual(await readAll(read), bytes.subarray(5 * MiB - 5, 5 * MiB + 5));
   }));
 
   it('rejects a multipart blob with the wrong digest, leaving nothing behind', withBucket(async (storage) => {
-    const bytes = randomBytes(9 * MiB);
+    const bytes = seededBytes(9 * MiB, 3);
     const expected = sha256Digest('something else');
     await assert.rejects(storage.writeBlob(chunks(bytes), expected), DigestMismatchError);
     assert.deepEqual(await collect(storage.listBlobs()), []);
@@ -217,7 +209,7 @@ describe('S3Storage (S3 specifics)', () => {
   it('passes a source error on after parts were uploaded, and nothing becomes visible', withBucket(async (storage) => {
     const boom = new Error('source failed after two parts');
     async function* failing(): AsyncGenerator<Uint8Array> {
-      for (let i = 0; i < 18; i++) yield randomBytes(MiB);
+      for (let i = 0; i < 18; i++) yield seededBytes(MiB, 100 + i);
       throw boom;
     }
     await assert.rejects(storage.writeBlob(failing()), (error: unknown) => error === boom);
@@ -250,7 +242,7 @@ describe('S3Storage (S3 specifics)', () => {
       }
       return send(command);
     }) as typeof storage.client.send;
-    const bytes = randomBytes(11 * MiB + 7);
+    const bytes = seededBytes(11 * MiB + 7, 4);
     const written = await storage.writeBlob(chunks(bytes));
     assert.equal(written.digest, sha256Digest(bytes));
     assert.equal(copies.length, 3);
