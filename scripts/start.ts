@@ -1,4 +1,4 @@
-// The quick start: the whole system with embedded defaults, as separate processes (DESIGN §1):
+// The quick start: the whole system with embedded defaults, as separate processes (docs/design.md §1):
 // a private redis-server (unless REDIS_URL is set), the API, one worker, filesystem storage under
 // ./var/storage and the bundled offline package set. Ctrl-C stops all of it.
 // scripts/start.sh installs what is missing first; run that (`npm start`), not this file.

@@ -1,4 +1,4 @@
-// Turns an image tag into the source revision that keys the image (DESIGN §2), per source kind:
+// Turns an image tag into the source revision that keys the image (docs/design.md §2), per source kind:
 //
 // | source  | `latest`                 | 40-hex tag        | other tag                    |
 // | path    | the path (moving)        | -                 | -                            |

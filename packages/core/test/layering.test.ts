@@ -1,4 +1,4 @@
-// Layering (DESIGN §4): hand-drawn closures with the expected layers worked out by hand in the
+// Layering (docs/design.md §4): hand-drawn closures with the expected layers worked out by hand in the
 // comments, then properties over seeded random graphs and a 2,000-path synthetic closure.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

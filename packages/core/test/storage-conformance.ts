@@ -1,4 +1,4 @@
-// The storage conformance suite (DESIGN §5): what every Storage backend must do, written once.
+// The storage conformance suite (docs/design.md §5): what every Storage backend must do, written once.
 // Each backend's test file calls storageConformance() with a factory for a fresh, empty store;
 // the filesystem backend runs it on a temp dir, the S3 backend against a local S3 server. A backend
 // is done when this passes unchanged. (Not named *.test.ts: it registers no tests on its own.)

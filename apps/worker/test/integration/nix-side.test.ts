@@ -7,11 +7,11 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BuildFailureError, parseImageName, type PackageSource } from '@nixyard/core';
-import { buildClosure } from '../../apps/worker/src/build-closure.js';
-import { Nix, nixSource } from '../../apps/worker/src/nix/nix.js';
-import { BUNDLED_SET, REPO_ROOT, prepareBundledSet } from '../helpers/bundled-set.js';
-import { NIX_ENV, nixStoreClosure } from '../helpers/nix.js';
-import { tempDir } from '../helpers/temp-dir.js';
+import { buildClosure } from '../../src/build-closure.js';
+import { Nix, nixSource } from '../../src/nix/nix.js';
+import { BUNDLED_SET, REPO_ROOT, prepareBundledSet } from '../../../../test/helpers/bundled-set.js';
+import { NIX_ENV, nixStoreClosure } from '../../../../test/helpers/nix.js';
+import { tempDir } from '../../../../test/helpers/temp-dir.js';
 
 const bundled: PackageSource = { kind: 'path', path: BUNDLED_SET };
 const nix = new Nix({ timeoutSeconds: 600, env: NIX_ENV });

@@ -13,14 +13,14 @@ import {
   parseImageName,
   type ManifestRecord,
 } from '@nixyard/core';
-import { buildImage, type BuildImageDeps } from '../../apps/worker/src/build-image.js';
-import { LayerCache } from '../../apps/worker/src/layer-cache.js';
-import { Nix } from '../../apps/worker/src/nix/nix.js';
-import { LearnedPopularity } from '../../apps/worker/src/popularity.js';
-import { BUNDLED_SET, prepareBundledSet } from '../helpers/bundled-set.js';
-import { NIX_ENV } from '../helpers/nix.js';
-import { startTestRedis, type TestRedis } from '../helpers/redis.js';
-import { tempDir } from '../helpers/temp-dir.js';
+import { buildImage, type BuildImageDeps } from '../../src/build-image.js';
+import { LayerCache } from '../../src/layer-cache.js';
+import { Nix } from '../../src/nix/nix.js';
+import { LearnedPopularity } from '../../src/popularity.js';
+import { BUNDLED_SET, prepareBundledSet } from '../../../../test/helpers/bundled-set.js';
+import { NIX_ENV } from '../../../../test/helpers/nix.js';
+import { startTestRedis, type TestRedis } from '../../../../test/helpers/redis.js';
+import { tempDir } from '../../../../test/helpers/temp-dir.js';
 
 const nix = new Nix({ timeoutSeconds: 600, env: NIX_ENV });
 const dir = tempDir('image-layers');
