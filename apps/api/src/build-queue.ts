@@ -11,6 +11,7 @@ import {
   BuildResultSchema,
   RegistryError,
   decodeBuildFailure,
+  isFinishedState,
   jobIdFor,
   buildQueueName,
   type BuildFailure,
@@ -85,7 +86,7 @@ export async function addBuild(queue: Queue, data: BuildJobData): Promise<Job> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const job = await queue.add('build', data, { jobId: jobIdFor(data.imageKey), ...BUILD_JOB_RETENTION });
     const state = await job.getState();
-    if (state !== 'completed' && state !== 'failed') return job;
+    if (!isFinishedState(state)) return job;
     await queue.remove(job.id!); // 0 when another replica retired it first: fine either way
   }
   throw new RegistryError('UNKNOWN', 'could not enqueue the build: its job id stayed taken by finished jobs');

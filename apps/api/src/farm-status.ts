@@ -1,7 +1,7 @@
 // What the farm is doing right now, read from Redis: queue depth and recent failures per system,
 // live workers, prebuild batches. The metrics' sampled gauges and the status page both use it.
 
-import { BuildJobDataSchema, QUEUE_STATES, decodeBuildFailure, type BuildFailure, type System } from '@nixyard/core';
+import { BuildJobDataSchema, QUEUE_STATES, decodeBuildFailure, type BuildFailure, type QueueState, type System } from '@nixyard/core';
 import type { BuildQueue } from './build-queue.js';
 import type { LiveWorkers } from './live-workers.js';
 import type { FarmSamplers } from './metrics.js';
@@ -24,7 +24,7 @@ export class FarmStatus implements FarmSamplers {
     private readonly prebuilds?: Pick<Prebuilds, 'list'>,
   ) {}
 
-  async queueDepth(): Promise<Array<{ system: System; state: string; count: number }>> {
+  async queueDepth(): Promise<Array<{ system: System; state: QueueState; count: number }>> {
     const rows = await Promise.all(
       this.systems.map(async (system) => {
         const counts = (await this.builds.queue(system)?.getJobCounts(...QUEUE_STATES)) ?? {};

@@ -10,7 +10,7 @@
 // Content-Security-Policy forbids scripts and every other fetch as a second line of defence.
 
 import type { RequestHandler } from 'express';
-import { SHELL_PACKAGES, canonicalImageName, redactUrl, type PackageSource, type System } from '@nixyard/core';
+import { SHELL_PACKAGES, canonicalImageName, redactUrl, type PackageSource, type QueueState, type System } from '@nixyard/core';
 import type { FarmStatus, RecentFailure } from './farm-status.js';
 import type { ResolvedTag, SourceResolver } from './source-resolver.js';
 
@@ -37,7 +37,7 @@ export type Readout<T> = { ok: true; value: T } | { ok: false; error: string };
 
 export interface QueueRow {
   system: System;
-  state: string;
+  state: QueueState;
   count: number;
 }
 
@@ -116,7 +116,7 @@ function revisionText(revision: Readout<ResolvedTag>): string {
 
 function farmTable(data: StatusPageData): string {
   const workers = data.workers.ok ? new Map(data.workers.value.map((w) => [w.system, w.count])) : undefined;
-  const depth = (system: System, states: readonly string[]): string => {
+  const depth = (system: System, states: readonly QueueState[]): string => {
     if (!data.queue.ok) return '?';
     return String(data.queue.value.filter((r) => r.system === system && states.includes(r.state)).reduce((n, r) => n + r.count, 0));
   };

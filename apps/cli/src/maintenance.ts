@@ -4,7 +4,7 @@
 // @nixyard/core (maintenance/); this module only wires and prints.
 
 import { Queue } from 'bullmq';
-import { checkStorage, collectGarbage, loadConfig, openStorage, buildQueueName, redisConnectionOptions, type Config } from '@nixyard/core';
+import { IN_FLIGHT_STATES, checkStorage, collectGarbage, loadConfig, openStorage, buildQueueName, redisConnectionOptions, type Config } from '@nixyard/core';
 
 const DURATION = /^(\d+)(s|m|h|d)?$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
@@ -32,7 +32,7 @@ async function buildsInFlight(config: Config): Promise<boolean> {
   for (const system of systems) {
     const queue = new Queue(buildQueueName(system), { connection: { ...redisConnectionOptions(config.redis.url), maxRetriesPerRequest: 1 } });
     try {
-      const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+      const counts = await queue.getJobCounts(...IN_FLIGHT_STATES);
       if (Object.values(counts).some((n) => n > 0)) return true;
     } finally {
       await queue.close();

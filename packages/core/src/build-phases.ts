@@ -11,6 +11,16 @@ export type BuildPhase = (typeof BUILD_PHASES)[number];
 /** The BullMQ job states the farm reports queue depth for. */
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'] as const;
 export type QueueState = (typeof QUEUE_STATES)[number];
+/** A job in one of these has an outcome; its job id stays taken until it is removed. */
+export const FINISHED_STATES = ['completed', 'failed'] as const satisfies readonly QueueState[];
+/** Not yet taken by a worker: such a job can still be cancelled without wasting work. */
+export const NOT_STARTED_STATES = ['waiting', 'prioritized', 'delayed'] as const satisfies readonly QueueState[];
+/** Every state before an outcome: what gc must treat as a build that may still publish. */
+export const IN_FLIGHT_STATES = QUEUE_STATES.filter((s): s is Exclude<QueueState, (typeof FINISHED_STATES)[number]> => !isFinishedState(s));
+
+export function isFinishedState(state: string): boolean {
+  return (FINISHED_STATES as readonly string[]).includes(state);
+}
 
 /** The typed failures a build can end in (queue.ts's BuildFailure codes). */
 export const BUILD_FAILURE_CODES = ['UNKNOWN_PACKAGES', 'BUILD_FAILED', 'TIMEOUT', 'STORAGE'] as const;

@@ -8,6 +8,11 @@ import {
   MANIFEST_MEDIA_TYPES,
   OCI_IMAGE_MANIFEST,
   ociPlatformFor,
+  FINISHED_STATES,
+  IN_FLIGHT_STATES,
+  NOT_STARTED_STATES,
+  QUEUE_STATES,
+  isFinishedState,
   PackageSourceSchema,
   redactUrl,
   buildQueueName,
@@ -126,5 +131,16 @@ describe('displayValue', () => {
     assert.equal(displayValue('abc'), '"abc"');
     assert.equal(displayValue('a"b\n\u00e9'), '"a\\"b\\n\\u00e9"');
     assert.equal(displayValue('x'.repeat(50), 10), `"${'x'.repeat(10)}"... (50 characters)`);
+  });
+});
+
+describe('build job states', () => {
+  it('splits the queue states into in flight and finished, and knows which have not started', () => {
+    assert.deepEqual([...IN_FLIGHT_STATES, ...FINISHED_STATES].sort(), [...QUEUE_STATES].sort());
+    assert.deepEqual(IN_FLIGHT_STATES, ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+    assert.ok(NOT_STARTED_STATES.every((s) => (IN_FLIGHT_STATES as readonly string[]).includes(s)));
+    assert.equal(isFinishedState('failed'), true);
+    assert.equal(isFinishedState('active'), false);
+    assert.equal(isFinishedState('unknown'), false);
   });
 });

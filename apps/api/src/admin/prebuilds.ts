@@ -16,6 +16,7 @@ import {
   AdminError,
   BuildResultSchema,
   MAX_PREBUILD_IMAGES,
+  NOT_STARTED_STATES,
   PREBUILD_BATCHES,
   PREBUILD_QUEUE,
   PREBUILD_SUBMIT_LOCK,
@@ -25,6 +26,7 @@ import {
   SystemSchema,
   countStates,
   decodeBuildFailure,
+  isFinishedState,
   isSettled,
   jobIdFor,
   parseImageReference,
@@ -175,7 +177,7 @@ export class Prebuilds {
     const job = await this.job(system, jobId);
     if (!job) return false;
     const state = await job.getState();
-    if (state !== 'completed' && state !== 'failed') return true;
+    if (!isFinishedState(state)) return true;
     await this.deps.builds.queue(system)?.remove(jobId);
     return false;
   }
@@ -221,7 +223,7 @@ export class Prebuilds {
       // Only our own waiting children: a job this batch merely joined belongs to someone else.
       const ours = job?.parent !== undefined && job.parent.id === record.parentJobId && job.parent.queueKey.endsWith(`:${PREBUILD_QUEUE}`);
       if (!job || !ours) continue;
-      if (!['waiting', 'prioritized', 'delayed'].includes(await job.getState())) continue;
+      if (!(NOT_STARTED_STATES as readonly string[]).includes(await job.getState())) continue;
       try {
         await job.remove();
         image.initial = 'cancelled';
