@@ -212,6 +212,16 @@ export function storageConformance(
         assert.deepEqual(await collect(storage.listBlobs()), []);
       }));
 
+      it('refuses chunks that are not bytes with TypeError, and nothing becomes visible', withStorage(async (storage) => {
+        async function* mixed(): AsyncGenerator<Uint8Array> {
+          yield Buffer.from('bytes');
+          yield 'a string' as unknown as Uint8Array;
+        }
+        await assert.rejects(storage.writeBlob(mixed()), TypeError);
+        assert.equal(await storage.statBlob(sha256Digest('bytes')), undefined);
+        assert.deepEqual(await collect(storage.listBlobs()), []);
+      }));
+
       it('makes a blob visible only after its last byte', withStorage(async (storage) => {
         const seenDuringWrite: unknown[] = [];
         async function* observed(): AsyncGenerator<Uint8Array> {
