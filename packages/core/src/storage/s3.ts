@@ -301,9 +301,21 @@ export class S3Storage implements Storage {
    * grace period. If it vanishes in between (deleted), ours is copied after all. Concurrent writers
    * of the same digest may both copy: the bytes are identical and each copy replaces the object
    * atomically, so readers see one complete blob throughout; both may then report `created`.
+   * Some S3-compatible servers fail one of two copies racing onto the same key (s3rver answers
+   * 500 while it rewrites the file); the key names verified content, so when the blob is in place
+   * at its full size afterwards, it is published, and this writer did not create it.
    */
   private async publish(stagingKey: string, digest: Digest, size: number): Promise<boolean> {
-    const target = this.blobKey(digest);
+    try {
+      return await this.copyIntoPlace(stagingKey, this.blobKey(digest), size);
+    } catch (error) {
+      const inPlace = await this.headObject(this.blobKey(digest)).catch(() => undefined);
+      if (inPlace?.size === size) return false;
+      throw error;
+    }
+  }
+
+  private async copyIntoPlace(stagingKey: string, target: string, size: number): Promise<boolean> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const existing = await this.headObject(target);
       if (existing === undefined) break;
