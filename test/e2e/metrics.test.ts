@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { BUILD_PHASES, FAILURE_COUNTER_CODES, OCI_IMAGE_MANIFEST, QUEUE_STATES } from '@nixyard/core';
+import { BUILD_PHASES, FAILURE_COUNTER_CODES, HTTP_ROUTE_LABELS, OCI_IMAGE_MANIFEST, QUEUE_STATES } from '@nixyard/core';
 import { REPO_ROOT } from '../../scripts/stack.js';
 import {
   familyOfSample,
@@ -51,7 +51,7 @@ interface Spec {
   values?: Record<string, readonly string[]>;
 }
 
-const ROUTES = ['page', 'healthz', 'readyz', 'metrics', 'admin', 'base', 'manifest', 'blob', 'tags', 'other'];
+const ROUTES: readonly string[] = HTTP_ROUTE_LABELS;
 // Queue states, build phases and failure codes are the farm's own lists (build-phases.ts).
 const PHASES: readonly string[] = BUILD_PHASES;
 const FAILURE_CODES: readonly string[] = FAILURE_COUNTER_CODES;

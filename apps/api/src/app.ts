@@ -6,7 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
-import { RegistryError, type Readiness } from '@nixyard/core';
+import { RegistryError, httpRouteOf, parseRegistryPath, type Readiness } from '@nixyard/core';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { serveBase } from './base.js';
@@ -14,7 +14,6 @@ import { serveBlob, type BlobServing } from './blobs.js';
 import { errorHandler, notFound } from './http-errors.js';
 import { serveManifest, type ManifestDeps } from './manifests.js';
 import type { ApiMetrics } from './metrics.js';
-import { parseRegistryPath } from './registry-path.js';
 import { serveTags, type TagSource } from './tags.js';
 
 export interface ApiDeps extends ManifestDeps {
@@ -29,14 +28,6 @@ export interface ApiDeps extends ManifestDeps {
   statusPage: RequestHandler;
   /** Whether blob GETs redirect to the storage's own URLs (S3_USE_PRESIGNED_URLS). */
   blobServing?: BlobServing;
-}
-
-/** A low-cardinality name for the metrics' `route` label. */
-export function routeOf(path: string): string {
-  if (path === '/') return 'page';
-  if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path.slice(1);
-  if (path.startsWith('/api/v1/')) return 'admin';
-  return parseRegistryPath(path)?.kind ?? 'other';
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
@@ -58,7 +49,7 @@ export function createApp(deps: ApiDeps): Express {
     const started = process.hrtime.bigint();
     res.once('finish', () => {
       // originalUrl: by now Express has stripped the mount path (/v2, /api/v1) from req.path.
-      const labels = { route: routeOf(req.originalUrl.split('?')[0]!), method: req.method, status: String(res.statusCode) };
+      const labels = { route: httpRouteOf(req.originalUrl.split('?')[0]!), method: req.method, status: String(res.statusCode) };
       deps.metrics.httpRequests.inc(labels);
       deps.metrics.httpDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
       const length = Number(res.getHeader('content-length'));
@@ -77,7 +68,7 @@ export function createApp(deps: ApiDeps): Express {
       customProps: (_req, res) => ({ requestId: (res as Response).locals.requestId as string }),
       // Blob downloads are the bulk of traffic: log them at debug; one line per manifest at info.
       customLogLevel: (req, res, err) =>
-        err || res.statusCode >= 500 ? 'error' : res.statusCode < 400 && routeOf(((req as Request).originalUrl ?? req.url ?? '').split('?')[0]!) === 'blob' ? 'debug' : 'info',
+        err || res.statusCode >= 500 ? 'error' : res.statusCode < 400 && httpRouteOf(((req as Request).originalUrl ?? req.url ?? '').split('?')[0]!) === 'blob' ? 'debug' : 'info',
     }),
   );
 

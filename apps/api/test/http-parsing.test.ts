@@ -1,12 +1,11 @@
-// The pure parts of the HTTP layer: splitting a /v2/ path into its resource (registry-path.ts),
-// the metrics route label (app.ts's routeOf) and content negotiation (accept.ts). The same
+// The pure parts of the HTTP layer: splitting a /v2/ path into its resource and the metrics route
+// label (core's registry-path.ts), and content negotiation (accept.ts). The same
 // behaviour over HTTP is in registry-api-*.test.ts.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { HTTP_ROUTE_LABELS, REGISTRY_ROUTE_KINDS, httpRouteOf, parseRegistryPath, type RegistryPath, type RegistryRouteKind } from '@nixyard/core';
 import { acceptedMediaTypes, chooseIndexFormat, chooseManifestFormat } from '../src/accept.js';
-import { routeOf } from '../src/app.js';
-import { REGISTRY_ROUTE_KINDS, parseRegistryPath, type RegistryPath, type RegistryRouteKind } from '../src/registry-path.js';
 
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
 const DOCKER = 'application/vnd.docker.distribution.manifest.v2+json';
@@ -57,7 +56,7 @@ test('every route kind parses, and each is the routeOf label of its paths', () =
   for (const kind of REGISTRY_ROUTE_KINDS) {
     const [path, expected] = PARSED[kind];
     assert.deepEqual(parseRegistryPath(path), expected, path);
-    assert.equal(routeOf(path), kind, path);
+    assert.equal(httpRouteOf(path), kind, path);
   }
 });
 
@@ -68,13 +67,14 @@ test('paths that are no resource', () => {
 });
 
 test('routeOf: low-cardinality labels for everything else', () => {
-  assert.equal(routeOf('/'), 'page');
-  assert.equal(routeOf('/healthz'), 'healthz');
-  assert.equal(routeOf('/readyz'), 'readyz');
-  assert.equal(routeOf('/metrics'), 'metrics');
-  assert.equal(routeOf('/api/v1/prebuilds/abc'), 'admin');
-  assert.equal(routeOf('/v2/hello'), 'other');
-  assert.equal(routeOf('/favicon.ico'), 'other');
+  assert.equal(httpRouteOf('/'), 'page');
+  assert.equal(httpRouteOf('/healthz'), 'healthz');
+  assert.equal(httpRouteOf('/readyz'), 'readyz');
+  assert.equal(httpRouteOf('/metrics'), 'metrics');
+  assert.equal(httpRouteOf('/api/v1/prebuilds/abc'), 'admin');
+  assert.equal(httpRouteOf('/v2/hello'), 'other');
+  assert.equal(httpRouteOf('/favicon.ico'), 'other');
+  assert.deepEqual(HTTP_ROUTE_LABELS, ['page', 'healthz', 'readyz', 'metrics', 'admin', 'base', 'manifest', 'blob', 'tags', 'other']);
 });
 
 test('Accept lists: several headers, parameters, case and blanks', () => {

@@ -5,8 +5,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
-import { sha256Digest } from '@nixyard/core';
-import { REGISTRY_ROUTE_KINDS, parseRegistryPath, type RegistryRouteKind } from '../src/registry-path.js';
+import { REGISTRY_ROUTE_KINDS, parseRegistryPath, sha256Digest, type RegistryRouteKind } from '@nixyard/core';
 import {
   assertHeadLikeGet,
   assertRegistryError,
@@ -273,9 +272,8 @@ describe('request metrics and log lines', () => {
     }
   });
 
-  // app.ts means blob downloads to log at debug, but pino-http asks customLogLevel once Express has
-  // cut "/v2" off req.url, so routeOf sees no blob route and the line comes out at info. Reported;
-  // this test states the intent and fails until app.ts reads req.originalUrl there.
+  // pino-http asks customLogLevel once Express has cut "/v2" off req.url: app.ts must label the
+  // request by its originalUrl, or blob downloads would log at info.
   test('a blob download logs at debug, not info', async () => {
     const registry = await startRegistry({ logLevel: 'info' });
     try {

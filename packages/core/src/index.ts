@@ -27,6 +27,7 @@ export * from './redis-keys.js';
 export * from './records.js';
 export * from './redis-url.js';
 export * from './registry-errors.js';
+export * from './registry-path.js';
 export * from './storage/index.js';
 export * from './systems.js';
 export * from './worker-registry.js';

@@ -1,7 +1,9 @@
-// Splits a /v2/ URL path into the registry resource it names. Image names contain slashes
+// The API's routes as data: which registry resource a /v2/ URL path names, and the label each
+// request is counted under in the `route` label of the HTTP metrics (dashboards and alerts select
+// on those values, so they are a contract like build-phases.ts's). Image names contain slashes
 // (`shell/git/htop`), so the resource is found from the end of the path, as the distribution
 // spec's grammar implies: the last `/manifests/<ref>`, `/blobs/<digest>` or `/tags/list`.
-// Nothing here validates the name or the reference: that is @nixyard/core's job.
+// Nothing here validates the name or the reference: image-name.ts and digest.ts do.
 
 export type RegistryPath =
   | { kind: 'base' }
@@ -23,6 +25,18 @@ void everyKindListed;
 const MANIFEST = /^\/v2\/(.+)\/manifests\/([^/]+)$/;
 const BLOB = /^\/v2\/(.+)\/blobs\/([^/]+)$/;
 const TAGS = /^\/v2\/(.+)\/tags\/list$/;
+
+/** Every value of the HTTP metrics' `route` label: the registry's route kinds and the API's own routes. */
+export const HTTP_ROUTE_LABELS = ['page', 'healthz', 'readyz', 'metrics', 'admin', ...REGISTRY_ROUTE_KINDS, 'other'] as const;
+export type HttpRouteLabel = (typeof HTTP_ROUTE_LABELS)[number];
+
+/** The `route` label of a request path (without its query): low-cardinality, whatever the path. */
+export function httpRouteOf(path: string): HttpRouteLabel {
+  if (path === '/') return 'page';
+  if (path === '/healthz' || path === '/readyz' || path === '/metrics') return path.slice(1) as HttpRouteLabel;
+  if (path.startsWith('/api/v1/')) return 'admin';
+  return parseRegistryPath(path)?.kind ?? 'other';
+}
 
 /** The resource a raw (not percent-decoded) request path names, or undefined for no resource. */
 export function parseRegistryPath(path: string): RegistryPath | undefined {
