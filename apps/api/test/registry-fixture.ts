@@ -40,6 +40,8 @@ import { SourceResolver } from '../src/source-resolver.js';
 export const SOURCE: PathSource = { kind: 'path', path: '/srv/nixyard-test-pkgs' };
 export const TTL_SECONDS = 3600;
 
+// Media types as clients send them, spelled out rather than imported from core's media-types.ts:
+// a typo there must make these tests fail, not pass with it.
 export const OCI = 'application/vnd.oci.image.manifest.v1+json';
 export const DOCKER = 'application/vnd.docker.distribution.manifest.v2+json';
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
