@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import { RegistryError, httpRouteOf, parseRegistryPath, type Readiness } from '@nixyard/core';
 import type { Logger } from 'pino';
-import { pinoHttp } from 'pino-http';
+import { logRequest } from './access-log.js';
 import { serveBase } from './base.js';
 import { serveBlob, type BlobServing } from './blobs.js';
 import { errorHandler, notFound } from './http-errors.js';
@@ -47,30 +47,21 @@ export function createApp(deps: ApiDeps): Express {
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
 
     const started = process.hrtime.bigint();
+    // originalUrl: by now Express has stripped the mount path (/v2, /api/v1) from req.path.
+    const route = httpRouteOf(req.originalUrl.split('?')[0]!);
     res.once('finish', () => {
-      // originalUrl: by now Express has stripped the mount path (/v2, /api/v1) from req.path.
-      const labels = { route: httpRouteOf(req.originalUrl.split('?')[0]!), method: req.method, status: String(res.statusCode) };
+      const labels = { route, method: req.method, status: String(res.statusCode) };
       deps.metrics.httpRequests.inc(labels);
       deps.metrics.httpDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
       const length = Number(res.getHeader('content-length'));
-      if (req.method === 'GET' && (labels.route === 'manifest' || labels.route === 'blob') && length > 0 && res.statusCode < 300) {
-        deps.metrics.servedBytes.inc({ route: labels.route }, length);
+      if (req.method === 'GET' && (route === 'manifest' || route === 'blob') && length > 0 && res.statusCode < 300) {
+        deps.metrics.servedBytes.inc({ route }, length);
       }
     });
+    // 'close' comes after 'finish', and also when a client goes away mid-response.
+    res.once('close', () => logRequest(deps.logger, req, res, route, Number(process.hrtime.bigint() - started) / 1e6));
     next();
   });
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      genReqId: (_req, res) => (res as Response).locals.requestId as string,
-      autoLogging: { ignore: (req) => ['/metrics', '/healthz', '/readyz'].includes(req.url ?? '') },
-      // The same key as the worker's lines, so one search finds a pull and its build.
-      customProps: (_req, res) => ({ requestId: (res as Response).locals.requestId as string }),
-      // Blob downloads are the bulk of traffic: log them at debug; one line per manifest at info.
-      customLogLevel: (req, res, err) =>
-        err || res.statusCode >= 500 ? 'error' : res.statusCode < 400 && httpRouteOf(((req as Request).originalUrl ?? req.url ?? '').split('?')[0]!) === 'blob' ? 'debug' : 'info',
-    }),
-  );
 
   app.get('/metrics', async (_req, res) => {
     res.setHeader('Content-Type', deps.metrics.registry.contentType);

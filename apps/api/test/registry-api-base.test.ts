@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
-import { REGISTRY_ROUTE_KINDS, parseRegistryPath, sha256Digest, type RegistryRouteKind } from '@nixyard/core';
+import { MemoryStorage, REGISTRY_ROUTE_KINDS, parseRegistryPath, sha256Digest, type RegistryRouteKind } from '@nixyard/core';
 import {
   assertHeadLikeGet,
   assertRegistryError,
@@ -266,14 +266,74 @@ describe('request metrics and log lines', () => {
       await registry.request('GET', '/v2/hello/manifests/latest', { 'x-request-id': 'log-1' });
       await registry.request('GET', '/healthz', { 'x-request-id': 'log-2' });
       const lines = registry.logs.map((l) => [l.level, l.msg, l.requestId]);
-      assert.deepEqual(lines, [[30, 'request completed', 'log-1']]);
+      assert.deepEqual(lines, [[30, 'request', 'log-1']]);
     } finally {
       await registry.close();
     }
   });
 
-  // pino-http asks customLogLevel once Express has cut "/v2" off req.url: app.ts must label the
-  // request by its originalUrl, or blob downloads would log at info.
+  test('the info line is compact: method, route, path, status, bytes, duration, request id, client; no headers', async () => {
+    const registry = await startRegistry({ logLevel: 'info' });
+    try {
+      const hello = await seedImage(registry.storage, 'hello');
+      await registry.request('GET', '/v2/hello/manifests/latest', { 'x-request-id': 'log-3', authorization: 'Basic c2VjcmV0OnB3' });
+      assert.equal(registry.logs.length, 1);
+      const { time, pid, hostname, durationMs, ...line } = registry.logs[0]!;
+      assert.equal(typeof durationMs, 'number');
+      assert.deepEqual(line, {
+        level: 30,
+        requestId: 'log-3',
+        method: 'GET',
+        route: 'manifest',
+        path: '/v2/hello/manifests/latest',
+        status: 200,
+        bytes: hello.oci.bytes.length,
+        client: '127.0.0.1',
+        msg: 'request',
+      });
+      void [time, pid, hostname];
+    } finally {
+      await registry.close();
+    }
+  });
+
+  test('at debug the line carries both sides’ headers, with credentials redacted', async () => {
+    const registry = await startRegistry({ logLevel: 'debug' });
+    try {
+      await registry.request('GET', '/v2/', { 'x-request-id': 'log-4', authorization: 'Bearer s3cret-token', cookie: 'session=s3cret' });
+      const line = registry.logs.find((l) => l.requestId === 'log-4' && l.msg === 'request');
+      assert.ok(line, 'a request line');
+      const headers = line.requestHeaders as Record<string, string>;
+      assert.equal(headers['x-request-id'], 'log-4');
+      assert.equal(headers.authorization, '[redacted]');
+      assert.equal(headers.cookie, '[redacted]');
+      assert.equal((line.responseHeaders as Record<string, string>)['docker-distribution-api-version'], 'registry/2.0');
+      assert.ok(!JSON.stringify(registry.logs).includes('s3cret'), 'no secret in any log line');
+    } finally {
+      await registry.close();
+    }
+  });
+
+  test('a server error is logged at error with its status', async () => {
+    const registry = await startRegistry({
+      logLevel: 'info',
+      storage: new (class extends MemoryStorage {
+        override async getRecord(): Promise<unknown> {
+          throw new Error('EIO');
+        }
+      })(),
+    });
+    try {
+      await registry.request('GET', '/v2/hello/manifests/latest', { 'x-request-id': 'log-5' });
+      const line = registry.logs.find((l) => l.msg === 'request');
+      assert.deepEqual([line?.level, line?.status, line?.requestId], [50, 500, 'log-5']);
+    } finally {
+      await registry.close();
+    }
+  });
+
+  // Express cuts "/v2" off req.url before the response ends: app.ts must label the request by
+  // its originalUrl, or blob downloads would log at info.
   test('a blob download logs at debug, not info', async () => {
     const registry = await startRegistry({ logLevel: 'info' });
     try {

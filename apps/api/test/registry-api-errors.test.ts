@@ -517,7 +517,7 @@ test('an unexpected exception is logged with its message and stack, never sent t
     const err = line.err as { message: string; stack: string };
     assert.equal(err.message, 'secret internal detail');
     assert.match(err.stack, /secret internal detail/);
-    // pino-http's line for the request carries the request id, as the worker's lines do.
+    // The access line for the request carries the request id, as the worker's lines do.
     assert.ok(registry.logs.some((l) => l.requestId === 'req-500' && l.msg !== 'request failed'));
   } finally {
     await registry.close();
