@@ -10,10 +10,10 @@ import { Queue, QueueEvents, type ConnectionOptions, type Job } from 'bullmq';
 import {
   BuildResultSchema,
   RegistryError,
+  buildQueueName,
   decodeBuildFailure,
   isFinishedState,
   jobIdFor,
-  buildQueueName,
   type BuildFailure,
   type BuildJobData,
   type BuildResult,
