@@ -4,7 +4,7 @@
 // cost a tenth of the API's CPU. Blob downloads are the bulk of traffic and are logged at debug;
 // server errors at error; operators' endpoints (/metrics, /healthz, /readyz) not at all.
 
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { HttpRouteLabel } from '@nixyard/core';
 
@@ -26,12 +26,19 @@ function withoutSecrets(headers: Record<string, unknown>): Record<string, unknow
 }
 
 /** Writes the line for a request that has ended (finished or aborted by the client). */
-export function logRequest(logger: Logger, req: Request, res: Response, route: HttpRouteLabel, durationMs: number): void {
+export function logRequest(
+  logger: Logger,
+  req: IncomingMessage,
+  res: ServerResponse,
+  request: { id: string; route: HttpRouteLabel; durationMs: number },
+): void {
+  const { route, durationMs } = request;
   const level = accessLogLevel(route, res.statusCode);
   if (level === undefined || !logger.isLevelEnabled(level)) return;
-  const path = req.originalUrl.length > MAX_PATH_CHARS ? `${req.originalUrl.slice(0, MAX_PATH_CHARS)}...` : req.originalUrl;
+  const url = req.url ?? '/';
+  const path = url.length > MAX_PATH_CHARS ? `${url.slice(0, MAX_PATH_CHARS)}...` : url;
   const line: Record<string, unknown> = {
-    requestId: res.locals.requestId as string,
+    requestId: request.id,
     method: req.method,
     route,
     path,

@@ -1,23 +1,32 @@
 // The registry's HTTP surface, wired: the read-only half of the OCI distribution API under /v2/,
 // the admin API under /api/v1, the status page at /, and /metrics, /healthz, /readyz for
-// operators. This file holds only the wiring (request ids, metrics, logging, route dispatch, the
-// error handler); each registry resource has its own handler module (base.ts, manifests.ts,
-// blobs.ts, tags.ts), and names, keys, errors and storage live in @nixyard/core.
+// operators. This file holds only the wiring (request ids, metrics, logging, route dispatch, error
+// answers); each registry resource has its own handler module (base.ts, manifests.ts, blobs.ts,
+// tags.ts), and names, keys, errors and storage live in @nixyard/core.
+//
+// /v2/ is the hot path (CI fleets pulling the same images at high volume), so it is dispatched
+// on plain node:http, where a warm manifest costs a few microseconds; Express's routing and
+// response helpers cost several times the whole of that. Everything else, where convenience
+// matters more than microseconds, is an Express app behind it.
 
 import { randomUUID } from 'node:crypto';
-import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import express, { type RequestHandler, type Router } from 'express';
 import { RegistryError, httpRouteOf, parseRegistryPath, type Readiness } from '@nixyard/core';
 import type { Logger } from 'pino';
 import { logRequest } from './access-log.js';
 import { serveBase } from './base.js';
 import { serveBlob, type BlobServing } from './blobs.js';
-import { errorHandler, notFound } from './http-errors.js';
+import type { ContentCache } from './content-cache.js';
+import { errorHandler, failRequest, notFound, sendNotFound } from './http-errors.js';
 import { serveManifest, type ManifestDeps } from './manifests.js';
 import type { ApiMetrics } from './metrics.js';
 import { serveTags, type TagSource } from './tags.js';
 
 export interface ApiDeps extends ManifestDeps {
   resolver: ManifestDeps['resolver'] & TagSource;
+  /** Manifests and hot blobs by digest. */
+  content: ManifestDeps['content'] & Pick<ContentCache, 'blob'>;
   metrics: Pick<ApiMetrics, 'registry' | 'httpRequests' | 'httpDuration' | 'servedBytes' | 'manifestRequests'>;
   logger: Logger;
   /** The admin API (/api/v1); its own bearer token guards it. */
@@ -26,42 +35,81 @@ export interface ApiDeps extends ManifestDeps {
   readiness(): Promise<Readiness>;
   /** The status page (GET /). */
   statusPage: RequestHandler;
-  /** Whether blob GETs redirect to the storage's own URLs (S3_USE_PRESIGNED_URLS). */
+  /** How blob GETs are answered: S3 redirects, the proxy's internal redirect (blobs.ts). */
   blobServing?: BlobServing;
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
+/** Express matched its `/v2` mount case-insensitively; so does this. */
+const REGISTRY_PATH = /^\/v2(?:\/|$)/i;
 
-export function createApp(deps: ApiDeps): Express {
+/** The request handler for an http.Server: `http.createServer(createApp(deps))`. */
+export function createApp(deps: ApiDeps): RequestListener {
+  const operatorApp = createOperatorApp(deps);
+
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const requestId = instrument(deps, req, res, path);
+    if (!REGISTRY_PATH.test(path)) {
+      operatorApp(req, res);
+      return;
+    }
+    serveRegistry(deps, req, res, path, requestId).catch((err: unknown) => failRequest(deps.logger, req, res, err));
+  };
+}
+
+/** The request id, the headers every answer carries, and the metrics and log line at the end. */
+function instrument(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, path: string): string {
+  // The request id follows a pull into its build job and the worker's log lines.
+  const given = req.headers['x-request-id'];
+  const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  res.setHeader('X-Request-Id', requestId);
+  res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
+
+  const started = process.hrtime.bigint();
+  const route = httpRouteOf(path);
+  res.once('finish', () => {
+    const labels = { route, method: req.method ?? '', status: String(res.statusCode) };
+    deps.metrics.httpRequests.inc(labels);
+    deps.metrics.httpDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+    const length = Number(res.getHeader('content-length'));
+    if (req.method === 'GET' && (route === 'manifest' || route === 'blob') && length > 0 && res.statusCode < 300) {
+      deps.metrics.servedBytes.inc({ route }, length);
+    }
+  });
+  // 'close' comes after 'finish', and also when a client goes away mid-response.
+  res.once('close', () => logRequest(deps.logger, req, res, { id: requestId, route, durationMs: Number(process.hrtime.bigint() - started) / 1e6 }));
+  return requestId;
+}
+
+async function serveRegistry(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, path: string, requestId: string): Promise<void> {
+  // Every write verb, on any /v2/ path (uploads included), is refused the same way.
+  if (!READ_METHODS.has(req.method ?? '')) {
+    throw new RegistryError('UNSUPPORTED', `${req.method} is not supported: this registry builds its images itself and accepts no pushes`);
+  }
+  const route = parseRegistryPath(path);
+  if (!route) return sendNotFound(req, res);
+  const head = req.method === 'HEAD';
+  switch (route.kind) {
+    case 'base':
+      return serveBase(head, res);
+    case 'manifest':
+      return serveManifest(deps, { name: route.name, reference: route.reference, accept: req.headers.accept, head, requestId }, res);
+    case 'blob':
+      return serveBlob({ storage: deps.storage, content: deps.content, ...(deps.blobServing ? { serving: deps.blobServing } : {}) }, route.name, route.digest, req, res);
+    case 'tags':
+      return serveTags(deps.resolver, route.name, head, res);
+    default:
+      return route satisfies never;
+  }
+}
+
+/** Operators' and administrators' endpoints: metrics, health, the status page, the admin API. */
+function createOperatorApp(deps: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  app.disable('etag'); // registry responses carry their digest as ETag
-
-  app.use((req, res, next) => {
-    // The request id follows a pull into its build job and the worker's log lines.
-    const given = req.header('x-request-id');
-    const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
-    res.locals.requestId = requestId;
-    res.setHeader('X-Request-Id', requestId);
-    res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
-
-    const started = process.hrtime.bigint();
-    // originalUrl: by now Express has stripped the mount path (/v2, /api/v1) from req.path.
-    const route = httpRouteOf(req.originalUrl.split('?')[0]!);
-    res.once('finish', () => {
-      const labels = { route, method: req.method, status: String(res.statusCode) };
-      deps.metrics.httpRequests.inc(labels);
-      deps.metrics.httpDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
-      const length = Number(res.getHeader('content-length'));
-      if (req.method === 'GET' && (route === 'manifest' || route === 'blob') && length > 0 && res.statusCode < 300) {
-        deps.metrics.servedBytes.inc({ route }, length);
-      }
-    });
-    // 'close' comes after 'finish', and also when a client goes away mid-response.
-    res.once('close', () => logRequest(deps.logger, req, res, route, Number(process.hrtime.bigint() - started) / 1e6));
-    next();
-  });
+  app.disable('etag');
 
   app.get('/metrics', async (_req, res) => {
     res.setHeader('Content-Type', deps.metrics.registry.contentType);
@@ -75,35 +123,7 @@ export function createApp(deps: ApiDeps): Express {
     res.status(readiness.ready ? 200 : 503).json({ status: readiness.ready ? 'ready' : 'unavailable', checks: readiness.checks });
   });
   app.get('/', deps.statusPage);
-
   app.use('/api/v1', deps.admin);
-
-  app.use('/v2', async (req: Request, res: Response, next: NextFunction) => {
-    // Every write verb, on any /v2/ path (uploads included), is refused the same way.
-    if (!READ_METHODS.has(req.method)) {
-      throw new RegistryError('UNSUPPORTED', `${req.method} is not supported: this registry builds its images itself and accepts no pushes`);
-    }
-    const path = parseRegistryPath(req.originalUrl.split('?')[0]!);
-    if (!path) return next();
-    const head = req.method === 'HEAD';
-    switch (path.kind) {
-      case 'base':
-        return serveBase(head, res);
-      case 'manifest':
-        return serveManifest(
-          deps,
-          { name: path.name, reference: path.reference, accept: req.headers.accept, head, requestId: res.locals.requestId as string },
-          res,
-        );
-      case 'blob':
-        return serveBlob(deps.storage, path.name, path.digest, req, res, deps.blobServing);
-      case 'tags':
-        return serveTags(deps.resolver, path.name, head, res);
-      default:
-        return path satisfies never;
-    }
-  });
-
   app.use(notFound);
   app.use(errorHandler(deps.logger));
   return app;

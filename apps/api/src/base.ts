@@ -3,9 +3,10 @@
 // answers every client 200 with an empty JSON object (the version header is set for every
 // response in app.ts). containerd skips it.
 
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 
-export function serveBase(head: boolean, res: Response): void {
+export function serveBase(head: boolean, res: ServerResponse): void {
+  res.statusCode = 200;
   res.setHeader('Content-Type', 'application/json');
-  res.status(200).end(head ? undefined : '{}');
+  res.end(head ? undefined : '{}');
 }

@@ -1,13 +1,18 @@
-// GET/HEAD /v2/<name>/blobs/<digest>. With a storage that can hand out its own URLs (S3) and
-// presigned URLs enabled, a GET is answered with a redirect there, so layer bytes flow from the
-// bucket to the client and never through the API. Otherwise the blob is streamed from storage,
-// never read whole, with single-range requests answered 206 so interrupted downloads can resume.
-// HEAD is always answered here: clients read the blob's size from it.
+// GET/HEAD /v2/<name>/blobs/<digest>. Four ways to send the bytes, picked per request:
+// - S3 with presigned URLs: a redirect to the bucket, so layer bytes never pass through the API;
+// - behind the proxy (NIXYARD_BLOB_ACCEL_PREFIX): the API checks the request and answers with the
+//   headers and an `X-Accel-Redirect` to the file, and nginx sends the file itself with sendfile;
+// - a hot blob (content-cache.ts): one write of a shared in-memory buffer;
+// - otherwise streamed from storage, never read whole.
+// Single-range requests are answered 206 so interrupted downloads can resume. HEAD, errors,
+// unsatisfiable and multi-range requests are always answered here, so they look the same on
+// every path; HEAD is how clients learn a blob's size.
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import type { Request, Response } from 'express';
 import parseRange from 'range-parser';
-import { RegistryError, parseDigest, parseImageName, type Digest, type Storage } from '@nixyard/core';
+import { RegistryError, blobLocation, parseDigest, parseImageName, type Digest, type Storage } from '@nixyard/core';
+import type { ContentCache } from './content-cache.js';
 
 export interface BlobServing {
   /**
@@ -17,21 +22,26 @@ export interface BlobServing {
   redirects?: boolean;
   /** How long a redirect URL stays valid (default 300 s): long enough to start a large download. */
   urlSeconds?: number;
+  /**
+   * NIXYARD_BLOB_ACCEL_PREFIX: the proxy's internal location of the storage directory. GETs are
+   * answered with `X-Accel-Redirect: <prefix>blobs/sha256/<hex>` and no body (filesystem storage).
+   */
+  accelPrefix?: string;
 }
 
 export const DEFAULT_BLOB_URL_SECONDS = 300;
 
-export async function serveBlob(
-  storage: Storage,
-  name: string,
-  rawDigest: string,
-  req: Request,
-  res: Response,
-  serving: BlobServing = {},
-): Promise<void> {
+export interface BlobDeps {
+  storage: Storage;
+  content: Pick<ContentCache, 'blob'>;
+  serving?: BlobServing;
+}
+
+export async function serveBlob(deps: BlobDeps, name: string, rawDigest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   parseImageName(name);
   const digest = parseDigest(rawDigest);
   const unknown = () => new RegistryError('BLOB_UNKNOWN', `no blob with digest ${digest}`, { digest });
+  const { storage, serving = {} } = deps;
 
   if (req.method === 'GET' && serving.redirects && storage.blobUrl) {
     // blobUrl answers undefined for a missing blob, so this costs one lookup, as a stat would.
@@ -41,8 +51,10 @@ export async function serveBlob(
     return;
   }
 
-  const stat = await storage.statBlob(digest);
-  if (!stat) throw unknown();
+  // Behind the proxy the API never reads the blob: a stat for its size (Range, HEAD) is all.
+  const found = serving.accelPrefix ? await statOnly(storage, digest) : await deps.content.blob(digest);
+  if (!found) throw unknown();
+  const size = found.kind === 'memory' ? found.bytes.length : found.size;
 
   res.setHeader('Docker-Content-Digest', digest);
   res.setHeader('ETag', `"${digest}"`);
@@ -51,21 +63,35 @@ export async function serveBlob(
   res.setHeader('Cache-Control', 'public, max-age=31536000, immutable'); // content-addressed
 
   const rangeHeader = req.headers.range;
-  const ranges = rangeHeader ? parseRange(stat.size, rangeHeader, { combine: true }) : -2;
+  const ranges = rangeHeader ? parseRange(size, rangeHeader, { combine: true }) : -2;
   if (ranges === -1) {
-    res.status(416).setHeader('Content-Range', `bytes */${stat.size}`);
+    res.statusCode = 416;
+    res.setHeader('Content-Range', `bytes */${size}`);
     res.end();
     return;
   }
   // A malformed header or several ranges: serve the whole blob, which every client accepts.
   const range = Array.isArray(ranges) && ranges.length === 1 && ranges.type === 'bytes' ? ranges[0]! : undefined;
   const start = range?.start ?? 0;
-  const end = range?.end ?? stat.size - 1;
-  res.status(range ? 206 : 200);
-  if (range) res.setHeader('Content-Range', `bytes ${start}-${end}/${stat.size}`);
-  res.setHeader('Content-Length', stat.size === 0 ? 0 : end - start + 1);
-  if (req.method === 'HEAD' || stat.size === 0) {
+  const end = range?.end ?? size - 1;
+  res.statusCode = range ? 206 : 200;
+  if (range) res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
+
+  if (req.method === 'GET' && serving.accelPrefix && size > 0 && proxyAgreesOnRange(rangeHeader, range)) {
+    // The proxy answers from the file with the client's own Range header, and keeps these headers.
+    res.setHeader('X-Accel-Redirect', `${serving.accelPrefix}${blobLocation(digest)}`);
     res.end();
+    return;
+  }
+
+  res.setHeader('Content-Length', size === 0 ? 0 : end - start + 1);
+  if (req.method === 'HEAD' || size === 0) {
+    res.end();
+    return;
+  }
+  if (found.kind === 'memory') {
+    // One write of a slice of the shared buffer: the socket sends it as the client reads.
+    res.end(range ? found.bytes.subarray(start, end + 1) : found.bytes);
     return;
   }
   const stream = await storage.readBlob(digest, range ? { start, end } : undefined);
@@ -79,12 +105,27 @@ export async function serveBlob(
   }
 }
 
+async function statOnly(storage: Storage, digest: Digest): Promise<{ kind: 'storage'; size: number } | undefined> {
+  const stat = await storage.statBlob(digest);
+  return stat && { kind: 'storage', size: stat.size };
+}
+
+/**
+ * Whether nginx, given the client's Range header, sends exactly the bytes the API would: no
+ * header, or one plain `bytes=` range that range-parser read as exactly that range. Anything else
+ * (several ranges, which nginx would answer as multipart) is sent by the API itself.
+ */
+function proxyAgreesOnRange(header: string | undefined, range: { start: number; end: number } | undefined): boolean {
+  if (header === undefined) return true;
+  return range !== undefined && /^bytes=(\d+-\d*|-\d+)$/.test(header.trim());
+}
+
 /**
  * 307 keeps the method and lets the client send its Range header on to the URL. The answer must
  * not be cached: the URL expires, the blob does not.
  */
-function redirect(res: Response, digest: Digest, url: string): void {
-  res.status(307);
+function redirect(res: ServerResponse, digest: Digest, url: string): void {
+  res.statusCode = 307;
   res.setHeader('Location', url);
   res.setHeader('Docker-Content-Digest', digest);
   res.setHeader('Cache-Control', 'no-store');

@@ -1,16 +1,19 @@
 // Starts the registry API from environment variables alone (docs/design.md §6), for `npm run api` and
 // the container image. Any configuration problem stops it with one line naming the variable.
 
+import { createServer } from 'node:http';
 import { loadConfigOrExit, openStorage, redisConnectionOptions, roleReadiness } from '@nixyard/core';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createApp } from './app.js';
 import { BuildQueue } from './build-queue.js';
+import { ContentCache } from './content-cache.js';
 import { adminRouter } from './admin/routes.js';
 import { Prebuilds } from './admin/prebuilds.js';
 import { FarmStatus } from './farm-status.js';
 import { ApiMetrics } from './metrics.js';
 import { PackageIndexCache } from './package-index-cache.js';
+import { RecordCache } from './record-cache.js';
 import { LiveWorkers } from './live-workers.js';
 import { SourceResolver } from './source-resolver.js';
 import { statusPage } from './status-page.js';
@@ -50,6 +53,8 @@ const farm = new FarmStatus(systems, builds, liveWorkers, prebuilds);
 
 const app = createApp({
   storage,
+  records: new RecordCache(storage),
+  content: new ContentCache(storage, { maxBytes: config.cache.contentBytes }),
   packageIndex: new PackageIndexCache(storage),
   builds,
   resolver,
@@ -62,10 +67,13 @@ const app = createApp({
   logger,
   readiness: roleReadiness({ pingRedis: () => healthRedis.ping(), storage }),
   statusPage: statusPage({ farm, resolver, systems, indexSystems: config.indexSystems }),
-  blobServing: { redirects: config.storage.backend === 's3' && config.storage.usePresignedUrls },
+  blobServing: {
+    redirects: config.storage.backend === 's3' && config.storage.usePresignedUrls,
+    ...(config.proxy.blobAccelPrefix ? { accelPrefix: config.proxy.blobAccelPrefix } : {}),
+  },
 });
 
-const server = app.listen(config.port, () => {
+const server = createServer(app).listen(config.port, () => {
   logger.info({ port: config.port, source: config.source, systems }, 'nixyard api listening');
 });
 // A pull may wait for a whole build; Node's default 5-minute request timeout would cut it.

@@ -6,10 +6,12 @@
 // image key, and the request waits for it. A digest is answered from storage alone. HEAD builds
 // exactly like GET when nothing is stored, because containerd starts every pull with HEAD.
 //
+// A warm pull reads nothing from storage: records and manifests come from the API's memory
+// (record-cache.ts, content-cache.ts), which say why that stays correct across replicas.
+//
 // With NIXYARD_INDEX_SYSTEMS, a name without an explicit system answers clients that accept an
 // index with one manifest per system; other clients get the first system's manifest.
 
-import type { Response } from 'express';
 import {
   INDEX_MEDIA_TYPES,
   MANIFEST_MEDIA_TYPES,
@@ -18,7 +20,7 @@ import {
   buildOciIndex,
   checkAgainstIndex,
   parseImageRequest,
-  readManifestRecord,
+  isFresh,
   sourceIdentity,
   type BuildJobData,
   type BuiltDocument,
@@ -28,13 +30,16 @@ import {
   type Storage,
   type System,
 } from '@nixyard/core';
+import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { chooseIndexFormat, chooseManifestFormat, type ManifestFormat } from './accept.js';
 import type { BuildQueue } from './build-queue.js';
-import { freshRecord, indexSystemsFor, jobForImage } from './image-records.js';
+import type { ContentCache } from './content-cache.js';
+import { indexSystemsFor, jobForImage } from './image-records.js';
 import type { LiveWorkers } from './live-workers.js';
 import type { ApiMetrics } from './metrics.js';
 import type { PackageIndexCache } from './package-index-cache.js';
+import type { RecordCache } from './record-cache.js';
 import type { ResolvedTag, SourceResolver } from './source-resolver.js';
 
 /** Manifests are small JSON documents; anything larger under a digest is not one of ours. */
@@ -43,6 +48,10 @@ const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 // Collaborators are narrow Picks, so in-process tests can hand in fakes (no Redis, no git).
 export interface ManifestDeps {
   storage: Storage;
+  /** Manifest records by image key. */
+  records: Pick<RecordCache, 'get' | 'read'>;
+  /** Manifests and other blobs by digest. */
+  content: Pick<ContentCache, 'document'>;
   packageIndex: Pick<PackageIndexCache, 'get'>;
   builds: Pick<BuildQueue, 'build'>;
   resolver: Pick<SourceResolver, 'source' | 'resolve'>;
@@ -63,10 +72,10 @@ export interface ManifestQuery {
   requestId: string;
 }
 
-export async function serveManifest(deps: ManifestDeps, query: ManifestQuery, res: Response): Promise<void> {
+export async function serveManifest(deps: ManifestDeps, query: ManifestQuery, res: ServerResponse): Promise<void> {
   const request = parseImageRequest(query.name, query.reference);
   if (request.reference.kind === 'digest') {
-    return serveManifestByDigest(deps.storage, request.reference.digest as Digest, query.head, res);
+    return serveManifestByDigest(deps.content, request.reference.digest as Digest, query.head, res);
   }
   const resolved = await deps.resolver.resolve(request.reference.tag);
   // An explicit `arm64` picks one system; otherwise the index systems, when there are several.
@@ -78,7 +87,7 @@ export async function serveManifest(deps: ManifestDeps, query: ManifestQuery, re
     const entries = records.map((record) => ({ system: record.system, manifest: record.manifests[indexFormat] }));
     const index: BuiltDocument = indexFormat === 'oci' ? buildOciIndex(entries) : buildDockerManifestList(entries);
     // Stored so that a client can fetch it again by digest.
-    if (!(await deps.storage.statBlob(index.descriptor.digest))) {
+    if (!(await deps.content.document(index.descriptor.digest, MAX_MANIFEST_BYTES))) {
       await deps.storage.writeBlob(Readable.from([index.bytes]), index.descriptor.digest);
     }
     return sendManifest(res, index.bytes, index.descriptor.mediaType, index.descriptor.digest, query.head);
@@ -88,7 +97,7 @@ export async function serveManifest(deps: ManifestDeps, query: ManifestQuery, re
   const record = await manifestRecordFor(deps, { ...request, system }, resolved, query.requestId);
   const format: ManifestFormat = chooseManifestFormat(query.accept);
   const descriptor = record.manifests[format];
-  const bytes = await readManifestBlob(deps.storage, descriptor.digest);
+  const bytes = await readManifestBlob(deps.content, descriptor.digest);
   if (!bytes) throw new RegistryError('MANIFEST_UNKNOWN', `the manifest ${descriptor.digest} is missing from storage`, { digest: descriptor.digest });
   sendManifest(res, bytes, mediaTypeOf(bytes) ?? '', descriptor.digest, query.head);
 }
@@ -98,7 +107,7 @@ async function manifestRecordFor(deps: ManifestDeps, spec: ImageSpec, resolved: 
     throw new RegistryError('MANIFEST_UNKNOWN', `this registry does not serve ${spec.system} images`, { system: spec.system });
   }
   const job = jobForImage(deps.resolver.source, spec, resolved, deps.manifestTtlSeconds, requestId);
-  const stored = await freshRecord(deps.storage, job);
+  const stored = await deps.records.get(job.imageKey, (record) => isFresh(record, job.freshAfter));
   if (stored) {
     deps.metrics.manifestRequests.inc({ cache: 'hit' });
     return stored;
@@ -109,7 +118,7 @@ async function manifestRecordFor(deps: ManifestDeps, spec: ImageSpec, resolved: 
     throw new RegistryError('UNAVAILABLE', `no worker builds ${spec.system} images right now; try again later`, { system: spec.system });
   }
   await deps.builds.build(job);
-  const built = await readManifestRecord(deps.storage, job.imageKey);
+  const built = await deps.records.read(job.imageKey);
   if (!built) throw new RegistryError('UNKNOWN', 'the build finished but its manifest record is missing from storage');
   return built;
 }
@@ -124,25 +133,31 @@ async function refuseKnownUnknowns(deps: ManifestDeps, job: BuildJobData): Promi
   }
 }
 
-async function serveManifestByDigest(storage: Storage, digest: Digest, head: boolean, res: Response): Promise<void> {
-  const bytes = await readManifestBlob(storage, digest);
+async function serveManifestByDigest(content: ManifestDeps['content'], digest: Digest, head: boolean, res: ServerResponse): Promise<void> {
+  const bytes = await readManifestBlob(content, digest);
   const mediaType = bytes && mediaTypeOf(bytes);
   if (!bytes || !mediaType) throw new RegistryError('MANIFEST_UNKNOWN', `no manifest with digest ${digest}`, { digest });
   sendManifest(res, bytes, mediaType, digest, head);
 }
 
-async function readManifestBlob(storage: Storage, digest: Digest): Promise<Buffer | undefined> {
-  const stat = await storage.statBlob(digest);
-  if (!stat || stat.size > MAX_MANIFEST_BYTES) return undefined;
-  const stream = await storage.readBlob(digest);
-  if (!stream) return undefined;
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+function readManifestBlob(content: ManifestDeps['content'], digest: Digest): Promise<Buffer | undefined> {
+  return content.document(digest, MAX_MANIFEST_BYTES);
 }
+
+/** Parsed once per cached manifest: the bytes are immutable, so is their media type. */
+const mediaTypes = new WeakMap<Buffer, string | null>();
 
 /** The manifest's own mediaType field, when the blob is a manifest or index at all. */
 function mediaTypeOf(bytes: Buffer): string | undefined {
+  let mediaType = mediaTypes.get(bytes);
+  if (mediaType === undefined) {
+    mediaType = parseMediaType(bytes) ?? null;
+    mediaTypes.set(bytes, mediaType);
+  }
+  return mediaType ?? undefined;
+}
+
+function parseMediaType(bytes: Buffer): string | undefined {
   try {
     const mediaType: unknown = JSON.parse(bytes.toString('utf8'))?.mediaType;
     const known: readonly string[] = [...MANIFEST_MEDIA_TYPES, ...INDEX_MEDIA_TYPES];
@@ -152,8 +167,8 @@ function mediaTypeOf(bytes: Buffer): string | undefined {
   }
 }
 
-function sendManifest(res: Response, bytes: Buffer, mediaType: string, digest: Digest, head: boolean): void {
-  res.status(200);
+function sendManifest(res: ServerResponse, bytes: Buffer, mediaType: string, digest: Digest, head: boolean): void {
+  res.statusCode = 200;
   res.setHeader('Content-Type', mediaType);
   res.setHeader('Content-Length', bytes.length);
   res.setHeader('Docker-Content-Digest', digest);

@@ -3,16 +3,17 @@
 // (source-resolver.ts). `skopeo inspect` asks for it; the name is checked against the grammar
 // and echoed as the client spelled it. Pagination (`n`, `last`) is not offered: the list is short.
 
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import { parseImageName } from '@nixyard/core';
 import type { SourceResolver } from './source-resolver.js';
 
 export type TagSource = Pick<SourceResolver, 'knownTags'>;
 
-export async function serveTags(resolver: TagSource, name: string, head: boolean, res: Response): Promise<void> {
+export async function serveTags(resolver: TagSource, name: string, head: boolean, res: ServerResponse): Promise<void> {
   parseImageName(name);
   const body = JSON.stringify({ name, tags: await resolver.knownTags() });
   res.setHeader('Content-Type', 'application/json');
   res.setHeader('Content-Length', Buffer.byteLength(body));
-  res.status(200).end(head ? undefined : body);
+  res.statusCode = 200;
+  res.end(head ? undefined : body);
 }

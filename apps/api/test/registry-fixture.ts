@@ -5,7 +5,7 @@
 // own functions, so the record a pull by tag looks up is exactly the one seeded here.
 
 import assert from 'node:assert/strict';
-import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders, type Server } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
@@ -34,7 +34,9 @@ import {
 } from '@nixyard/core';
 import { createApp, type ApiDeps } from '../src/app.js';
 import type { BlobServing } from '../src/blobs.js';
+import { ContentCache, type ContentCacheOptions } from '../src/content-cache.js';
 import { ApiMetrics } from '../src/metrics.js';
+import { RecordCache } from '../src/record-cache.js';
 import { SourceResolver } from '../src/source-resolver.js';
 
 export const SOURCE: PathSource = { kind: 'path', path: '/srv/nixyard-test-pkgs' };
@@ -161,6 +163,8 @@ export interface RegistryOptions {
   indexSystems?: System[];
   storage?: Storage;
   blobServing?: BlobServing;
+  /** The content cache's settings (default: 16 MiB, revalidated every 30 s). */
+  contentCache?: Partial<ContentCacheOptions>;
   readiness?: Readiness;
   /** Collect log lines at this level and above into `logs` (default: a silent logger). */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
@@ -198,6 +202,8 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   });
   const deps: ApiDeps = {
     storage,
+    records: new RecordCache(storage),
+    content: new ContentCache(storage, { maxBytes: 16 * 1024 * 1024, ...options.contentCache }),
     packageIndex,
     builds,
     resolver: new SourceResolver(SOURCE, TTL_SECONDS),
@@ -212,7 +218,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     statusPage,
     ...(options.blobServing ? { blobServing: options.blobServing } : {}),
   };
-  const server: Server = createApp(deps).listen(0, '127.0.0.1');
+  const server: Server = createServer(createApp(deps)).listen(0, '127.0.0.1');
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

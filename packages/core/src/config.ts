@@ -64,6 +64,18 @@ export interface Config {
     /** NIXYARD_ADMIN_TOKEN: undefined means no admin token is configured. */
     readonly token: string | undefined;
   };
+  readonly cache: {
+    /** NIXYARD_CONTENT_CACHE_MB: the API's memory for manifests and hot blobs, in bytes (0: none). */
+    readonly contentBytes: number;
+  };
+  readonly proxy: {
+    /**
+     * NIXYARD_BLOB_ACCEL_PREFIX: the proxy's internal location for the storage directory. With it,
+     * blob GETs are answered with `X-Accel-Redirect: <prefix>blobs/sha256/<hex>` and the proxy sends
+     * the file itself (filesystem storage only; docs/operations.md).
+     */
+    readonly blobAccelPrefix: string | undefined;
+  };
 }
 
 export type Env = Record<string, string | undefined>;
@@ -108,6 +120,9 @@ const urlWithProtocol = (protocols: readonly string[]) => (raw: string) => {
   }
   return protocols.includes(url.protocol) ? raw : undefined;
 };
+
+// An absolute URI path ending in "/", of plain path characters only: it is sent as a header.
+const uriPathPrefix = (raw: string) => (/^\/(?:[A-Za-z0-9._~-]+\/)*$/.test(raw) && !/(^|\/)\.\.?\//.test(raw) ? raw : undefined);
 
 const systemList = (raw: string): System[] | undefined => {
   const items = raw.split(',').map((s) => s.trim());
@@ -189,6 +204,8 @@ const EnvSchema = z.object({
   NIXYARD_GZIP_LEVEL: envVar('a whole number from 1 to 9', wholeNumber(1, 9)),
   NIXERY_MANIFEST_TTL: envVar('a whole number of seconds >= 0', wholeNumber(0)),
   NIXYARD_ADMIN_TOKEN: envVar('at least 16 characters without whitespace', adminToken, { show: 'secret' }),
+  NIXYARD_CONTENT_CACHE_MB: envVar('a whole number of mebibytes >= 0', wholeNumber(0, 1024 * 1024)),
+  NIXYARD_BLOB_ACCEL_PREFIX: envVar('a URI path starting and ending with "/", such as /_nixyard/storage/', uriPathPrefix),
 });
 
 const SOURCE_VARS = ['NIXERY_CHANNEL', 'NIXERY_PKGS_REPO', 'NIXERY_PKGS_PATH'] as const;
@@ -208,6 +225,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
   maxLayers: 95,
   gzipLevel: 6,
   manifestTtlSeconds: 300,
+  contentCacheMb: 128,
 });
 
 function deepFreeze<T>(value: T): T {
@@ -249,6 +267,9 @@ export function loadConfig(env: Env): Config {
   const backendRaw = present.NIXERY_STORAGE_BACKEND ?? CONFIG_DEFAULTS.storageBackend;
   if (backendRaw === 'filesystem' && present.STORAGE_PATH === undefined) {
     problems.push('STORAGE_PATH: expected an absolute path (required by the filesystem storage backend), got nothing');
+  }
+  if (backendRaw !== 'filesystem' && present.NIXYARD_BLOB_ACCEL_PREFIX !== undefined) {
+    problems.push('NIXYARD_BLOB_ACCEL_PREFIX: only works with the filesystem storage backend (S3 serves blobs through presigned URLs)');
   }
   if (backendRaw === 's3' && present.S3_BUCKET === undefined) {
     problems.push('S3_BUCKET: expected a bucket name (required by the s3 storage backend), got nothing');
@@ -298,6 +319,8 @@ export function loadConfig(env: Env): Config {
       manifestTtlSeconds: e.NIXERY_MANIFEST_TTL ?? CONFIG_DEFAULTS.manifestTtlSeconds,
     },
     admin: { token: e.NIXYARD_ADMIN_TOKEN },
+    cache: { contentBytes: (e.NIXYARD_CONTENT_CACHE_MB ?? CONFIG_DEFAULTS.contentCacheMb) * 1024 * 1024 },
+    proxy: { blobAccelPrefix: e.NIXYARD_BLOB_ACCEL_PREFIX },
   };
   return deepFreeze(config);
 }

@@ -30,6 +30,8 @@ describe('loadConfig', () => {
       worker: { concurrency: 1, metricsPort: 9091 },
       image: { maxLayers: 95, gzipLevel: 6, manifestTtlSeconds: 300 },
       admin: { token: undefined },
+      cache: { contentBytes: 128 * 1024 * 1024 },
+      proxy: { blobAccelPrefix: undefined },
     });
   });
 
@@ -55,6 +57,7 @@ describe('loadConfig', () => {
       NIXYARD_GZIP_LEVEL: '9',
       NIXERY_MANIFEST_TTL: '0',
       NIXYARD_ADMIN_TOKEN: 'a'.repeat(16),
+      NIXYARD_CONTENT_CACHE_MB: '0',
     });
     assert.deepEqual(config, {
       port: 9000,
@@ -75,6 +78,8 @@ describe('loadConfig', () => {
       worker: { concurrency: 4, metricsPort: 9200 },
       image: { maxLayers: 2, gzipLevel: 9, manifestTtlSeconds: 0 },
       admin: { token: 'a'.repeat(16) },
+      cache: { contentBytes: 0 },
+      proxy: { blobAccelPrefix: undefined },
     });
   });
 
@@ -143,6 +148,13 @@ describe('loadConfig', () => {
     ['NIXYARD_ADMIN_TOKEN', 'short', 'at least 16 characters'],
     ['NIXERY_CHANNEL', 'nixos unstable', 'channel name'],
     ['NIXERY_PKGS_REPO', '--upload-pack=x', 'git URL'],
+    ['NIXYARD_CONTENT_CACHE_MB', '-1', 'mebibytes'],
+    ['NIXYARD_CONTENT_CACHE_MB', '1.5', 'mebibytes'],
+    ['NIXYARD_BLOB_ACCEL_PREFIX', '_nixyard/storage/', 'URI path'],
+    ['NIXYARD_BLOB_ACCEL_PREFIX', '/_nixyard/storage', 'URI path'],
+    ['NIXYARD_BLOB_ACCEL_PREFIX', '/_nixyard/../etc/', 'URI path'],
+    ['NIXYARD_BLOB_ACCEL_PREFIX', '/a b/', 'URI path'],
+    ['NIXYARD_BLOB_ACCEL_PREFIX', '/x/\r\nX-Evil: 1/', 'URI path'],
   ];
   for (const [name, value, expected] of bad) {
     it(`names ${name} when it is ${JSON.stringify(value.slice(0, 20))}`, () => {
@@ -181,6 +193,12 @@ describe('loadConfig', () => {
   it('requires STORAGE_PATH for the filesystem backend', () => {
     const message = failure({ NIXERY_CHANNEL: 'nixos-unstable' });
     assert.match(message, /^STORAGE_PATH: expected an absolute path \(required by the filesystem/);
+  });
+
+  it('reads the proxy blob prefix, for filesystem storage only', () => {
+    assert.equal(loadConfig({ ...minimal, NIXYARD_BLOB_ACCEL_PREFIX: '/_nixyard/storage/' }).proxy.blobAccelPrefix, '/_nixyard/storage/');
+    const message = failure({ NIXERY_CHANNEL: 'nixos-unstable', NIXERY_STORAGE_BACKEND: 's3', S3_BUCKET: 'abc', NIXYARD_BLOB_ACCEL_PREFIX: '/_s/' });
+    assert.match(message, /^NIXYARD_BLOB_ACCEL_PREFIX: only works with the filesystem storage backend/);
   });
 
   it('requires S3_BUCKET for the s3 backend, and not STORAGE_PATH', () => {
