@@ -1,6 +1,7 @@
-// GET/HEAD /v2/<name>/blobs/<digest> in-process (blobs.ts): streamed bytes and their headers, HEAD
-// like GET, Range (206, 416, and the whole blob for what is not one satisfiable byte range),
-// blobs being global, and the 307 to a storage URL when presigned URLs are on.
+// GET/HEAD /v2/<name>/blobs/<digest> in-process (blobs.ts): bytes and their headers, streamed from
+// storage and sent from memory alike, HEAD like GET, Range (206, 416, and the whole blob for what
+// is not one satisfiable byte range), blobs being global, the 307 to a storage URL when presigned
+// URLs are on, and the hand-off to the proxy (X-Accel-Redirect).
 
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
@@ -28,11 +29,19 @@ function assertBlobHeaders(res: Response, digest: Digest, what = ''): void {
   assert.equal(res.headers['cache-control'], 'public, max-age=31536000, immutable', what);
 }
 
-describe('streamed blobs', () => {
+// Every case holds whether the blob is streamed from storage or sent from the content cache.
+const SENDING = [
+  { what: 'streamed blobs', maxBytes: 0 },
+  { what: 'hot blobs, sent from memory', maxBytes: 1024 * 1024 },
+];
+
+for (const { what, maxBytes } of SENDING) describe(what, () => {
   let registry: TestRegistry;
   beforeEach(async () => {
-    registry = await startRegistry();
+    registry = await startRegistry({ contentCache: { maxBytes } });
     await registry.storage.writeBlob(Readable.from([BLOB]), DIGEST);
+    // A layer is taken into memory on its second request.
+    for (let i = 0; i < 2; i++) await registry.content.blob(DIGEST);
   });
   afterEach(() => registry.close());
 
@@ -144,6 +153,92 @@ describe('streamed blobs', () => {
     assert.match(text, /^nixyard_served_bytes_total\{route="blob"\} 1010$/m);
   });
 });
+
+test('a hot blob is sent from memory: storage is not read again', async () => {
+  const storage = new CountingStorage();
+  await storage.writeBlob(Readable.from([BLOB]), DIGEST);
+  const registry = await startRegistry({ storage });
+  try {
+    for (let i = 0; i < 4; i++) assert.deepEqual((await registry.request('GET', PATH)).body, BLOB);
+    assert.deepEqual((await registry.request('GET', PATH, { range: 'bytes=10-19' })).body, BLOB.subarray(10, 20));
+    assert.equal(storage.reads, 2, 'streamed once, then read whole once');
+  } finally {
+    await registry.close();
+  }
+});
+
+describe('behind the proxy (NIXYARD_BLOB_ACCEL_PREFIX)', () => {
+  const PREFIX = '/_nixyard/storage/';
+  const ACCEL = `${PREFIX}blobs/sha256/${DIGEST.slice('sha256:'.length)}`;
+  let registry: TestRegistry;
+  let storage: CountingStorage;
+  beforeEach(async () => {
+    storage = new CountingStorage();
+    registry = await startRegistry({ storage, blobServing: { accelPrefix: PREFIX } });
+    await storage.writeBlob(Readable.from([BLOB]), DIGEST);
+  });
+  afterEach(() => registry.close());
+
+  test('GET: the headers and an internal redirect to the file, no body, and the API never reads it', async () => {
+    for (let i = 0; i < 3; i++) {
+      const res = await registry.request('GET', PATH);
+      assert.equal(res.status, 200);
+      assertBlobHeaders(res, DIGEST);
+      assert.equal(res.headers['x-accel-redirect'], ACCEL);
+      assert.equal(res.body.length, 0);
+    }
+    assert.equal(storage.reads, 0);
+  });
+
+  for (const header of ['bytes=10-19', 'bytes=990-', 'bytes=-7', 'bytes=900-5000']) {
+    test(`${header}: handed to the proxy with the client's own Range header`, async () => {
+      const res = await registry.request('GET', PATH, { range: header });
+      assert.equal(res.status, 206);
+      assert.equal(res.headers['x-accel-redirect'], ACCEL);
+      assert.equal(res.body.length, 0);
+    });
+  }
+
+  // What nginx would answer differently (multipart, or its own error page) the API answers itself.
+  for (const [header, status, length] of [
+    ['bytes=0-1,2-3', 206, 4],
+    ['bytes=0-1,5-9', 200, 1000],
+    ['bytes=abc', 200, 1000],
+    ['bytes=1000-', 416, 0],
+  ] as const) {
+    test(`${header}: answered by the API, ${status}`, async () => {
+      const res = await registry.request('GET', PATH, { range: header });
+      assert.equal(res.status, status);
+      assert.equal(res.headers['x-accel-redirect'], undefined);
+      assert.equal(res.body.length, length);
+    });
+  }
+
+  test('HEAD, an unknown blob and an empty blob are answered by the API', async () => {
+    const head = await registry.request('HEAD', PATH);
+    assert.equal(head.status, 200);
+    assert.equal(head.headers['content-length'], '1000');
+    assert.equal(head.headers['x-accel-redirect'], undefined);
+    const missing = await registry.request('GET', `/v2/hello/blobs/${UNKNOWN_DIGEST}`);
+    assertRegistryError(missing, { status: 404, code: 'BLOB_UNKNOWN', message: `no blob with digest ${UNKNOWN_DIGEST}`, detail: { digest: UNKNOWN_DIGEST } });
+    assert.equal(missing.headers['x-accel-redirect'], undefined);
+    const empty = sha256Digest(Buffer.alloc(0));
+    await storage.writeBlob(Readable.from([]), empty);
+    const none = await registry.request('GET', `/v2/hello/blobs/${empty}`);
+    assert.equal(none.status, 200);
+    assert.equal(none.headers['content-length'], '0');
+    assert.equal(none.headers['x-accel-redirect'], undefined);
+  });
+});
+
+/** Memory storage that counts whole-blob reads. */
+class CountingStorage extends MemoryStorage {
+  reads = 0;
+  override async readBlob(digest: Digest, range?: ByteRange) {
+    this.reads++;
+    return super.readBlob(digest, range);
+  }
+}
 
 /** Memory storage with the S3 backend's optional blobUrl (presigned GET URLs). */
 class UrlStorage extends MemoryStorage {

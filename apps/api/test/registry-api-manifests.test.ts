@@ -5,7 +5,16 @@
 
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { PATH_REVISION, buildDockerManifestList, buildOciIndex, sha256Digest, type Digest } from '@nixyard/core';
+import {
+  MemoryStorage,
+  PATH_REVISION,
+  buildDockerManifestList,
+  buildOciIndex,
+  sha256Digest,
+  type ByteRange,
+  type Digest,
+  type RecordKey,
+} from '@nixyard/core';
 import {
   CONTAINERD_ACCEPT,
   DOCKER,
@@ -253,6 +262,61 @@ describe('moving targets: the TTL', () => {
     assert.equal(registry.builds.jobs.length, 0);
   });
 });
+
+describe('warm manifests from memory (record-cache.ts, content-cache.ts)', () => {
+  test('after the first pull, pulls by tag and by digest read nothing from storage', async () => {
+    const storage = new CountingStorage();
+    const registry = await startRegistry({ storage });
+    try {
+      const image = await seedImage(storage, 'hello');
+      assertManifest(await registry.request('GET', '/v2/hello/manifests/latest'), image.oci.bytes, OCI);
+      assertManifest(await registry.request('GET', `/v2/hello/manifests/${image.docker.descriptor.digest}`, { accept: DOCKER }), image.docker.bytes, DOCKER);
+      storage.calls = 0;
+      for (let i = 0; i < 3; i++) {
+        assertManifest(await registry.request('GET', '/v2/hello/manifests/latest'), image.oci.bytes, OCI);
+        assertManifest(await registry.request('GET', `/v2/hello/manifests/${image.oci.descriptor.digest}`), image.oci.bytes, OCI);
+        assertManifest(await registry.request('GET', '/v2/hello/manifests/latest', { accept: DOCKER }), image.docker.bytes, DOCKER);
+      }
+      assert.equal(storage.calls, 0);
+    } finally {
+      await registry.close();
+    }
+  });
+
+  test('a cached record past the TTL is looked up again, and a rebuild by another replica is served without a job', async () => {
+    const storage = new CountingStorage();
+    const registry = await startRegistry({ storage });
+    try {
+      // Served while fresh, then it ages past the TTL in this replica's memory...
+      const old = await seedImage(storage, 'hello', new Date(Date.now() - (TTL_SECONDS - 1) * 1000));
+      assertManifest(await registry.request('GET', '/v2/hello/manifests/latest'), old.oci.bytes, OCI);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      // ...while another replica rebuilt it.
+      const rebuilt = await seedImage(storage, 'hello');
+      assertManifest(await registry.request('GET', '/v2/hello/manifests/latest'), rebuilt.oci.bytes, OCI);
+      assert.equal(registry.builds.jobs.length, 0);
+    } finally {
+      await registry.close();
+    }
+  });
+});
+
+/** Memory storage that counts the calls a warm pull should not make. */
+class CountingStorage extends MemoryStorage {
+  calls = 0;
+  override async getRecord(key: RecordKey) {
+    this.calls++;
+    return super.getRecord(key);
+  }
+  override async statBlob(digest: Digest) {
+    this.calls++;
+    return super.statBlob(digest);
+  }
+  override async readBlob(digest: Digest, range?: ByteRange) {
+    this.calls++;
+    return super.readBlob(digest, range);
+  }
+}
 
 describe('NIXYARD_INDEX_SYSTEMS with two systems', () => {
   let registry: TestRegistry;

@@ -172,6 +172,7 @@ export interface RegistryOptions {
 
 export interface TestRegistry {
   storage: Storage;
+  content: ContentCache;
   builds: FakeBuildQueue;
   workers: FakeWorkers;
   packageIndex: FakePackageIndex;
@@ -200,10 +201,11 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   admin.get('/ping', (_req, res) => {
     res.json({ admin: true });
   });
+  const content = new ContentCache(storage, { maxBytes: 16 * 1024 * 1024, ...options.contentCache });
   const deps: ApiDeps = {
     storage,
     records: new RecordCache(storage),
-    content: new ContentCache(storage, { maxBytes: 16 * 1024 * 1024, ...options.contentCache }),
+    content,
     packageIndex,
     builds,
     resolver: new SourceResolver(SOURCE, TTL_SECONDS),
@@ -227,6 +229,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
 
   return {
     storage,
+    content,
     builds,
     workers,
     packageIndex,
