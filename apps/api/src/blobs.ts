@@ -5,8 +5,8 @@
 // - a hot blob (content-cache.ts): one write of a shared in-memory buffer;
 // - otherwise streamed from storage, never read whole.
 // Single-range requests are answered 206 so interrupted downloads can resume. HEAD, errors,
-// unsatisfiable and multi-range requests are always answered here, so they look the same on
-// every path; HEAD is how clients learn a blob's size.
+// unsatisfiable, multi-range and conditional requests are always answered here, so they look the
+// same on every path; HEAD is how clients learn a blob's size.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
@@ -77,9 +77,11 @@ export async function serveBlob(deps: BlobDeps, name: string, rawDigest: string,
   res.statusCode = range ? 206 : 200;
   if (range) res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
 
-  if (req.method === 'GET' && serving.accelPrefix && size > 0 && proxyAgreesOnRange(rangeHeader, range)) {
-    // The proxy answers from the file with the client's own Range header, and keeps these headers.
+  if (req.method === 'GET' && serving.accelPrefix && size > 0 && proxyAgreesOnRange(rangeHeader, range) && !isConditional(req)) {
+    // The proxy answers from the file with the client's own Range header; it adds its own
+    // Accept-Ranges to a 200 (and none to a 206), and puts back the headers it drops (nginx.conf).
     res.setHeader('X-Accel-Redirect', `${serving.accelPrefix}${blobLocation(digest)}`);
+    if (!range) res.removeHeader('Accept-Ranges');
     res.end();
     return;
   }
@@ -118,6 +120,13 @@ async function statOnly(storage: Storage, digest: Digest): Promise<{ kind: 'stor
 function proxyAgreesOnRange(header: string | undefined, range: { start: number; end: number } | undefined): boolean {
   if (header === undefined) return true;
   return range !== undefined && /^bytes=(\d+-\d*|-\d+)$/.test(header.trim());
+}
+
+/** The API answers conditional requests as plain ones; nginx would judge them by the file's mtime. */
+const CONDITIONAL_HEADERS = ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-range'];
+
+function isConditional(req: IncomingMessage): boolean {
+  return CONDITIONAL_HEADERS.some((name) => req.headers[name] !== undefined);
 }
 
 /**
