@@ -8,15 +8,24 @@
 #   git, ca-certificates, xz-utils   package sources fetched by Nix
 # With --test (CI), also what only the tests need:
 #   chromium           renders the status page headless in its end-to-end test
+#   nginx              runs ops/nginx/nginx.conf in front of the API in the proxy test
+#   podman, containerd two more real clients: pull and unpack images (test/e2e/container-engines)
+# With --bench, what `npm run bench:serve` compares Nixyard with (it installs nothing itself):
+#   docker-registry    distribution 2.8.2, the performance peer
+#   wrk                the HTTP load generator
+#   nginx              the proxy figures, with ops/nginx/nginx.conf
+# The flags combine: `--test --bench`.
 set -euo pipefail
 
 packages=(nix-bin patchelf redis-server skopeo umoci git ca-certificates xz-utils)
-test_packages=(chromium)
+test_packages=(chromium nginx podman containerd)
+bench_packages=(docker-registry wrk nginx)
 
 for arg in "$@"; do
   case "$arg" in
     --test) packages+=("${test_packages[@]}") ;;
-    *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+    --bench) packages+=("${bench_packages[@]}") ;;
+    *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
   esac
 done
 

@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { FilesystemStorage, buildJobFor, parseImageName, type BuildJobData } from '@nixyard/core';
+import { CONFIG_DEFAULTS, FilesystemStorage, buildJobFor, parseImageName, type BuildJobData } from '@nixyard/core';
 import { assembleImage, type AssembleDeps, type AssembleInput } from '../src/assemble-image.js';
 import { buildClosure } from '../src/build-closure.js';
 import { LayerCache } from '../src/layer-cache.js';
@@ -21,7 +21,7 @@ import { NIX_ENV } from '../../../test/helpers/nix.js';
 import { tempDir } from '../../../test/helpers/temp-dir.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const GZIP_LEVEL = Number(process.env.NIXYARD_GZIP_LEVEL ?? 6);
+const GZIP_LEVEL = Number(process.env.NIXYARD_GZIP_LEVEL ?? CONFIG_DEFAULTS.gzipLevel);
 const noPopularity: Popularity = { counts: async () => new Map(), learn: async () => {} };
 
 async function prepare(name: string): Promise<{ job: BuildJobData; input: AssembleInput; bytes: number }> {

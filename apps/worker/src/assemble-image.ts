@@ -3,7 +3,9 @@
 //
 // Layers are keyed by their store paths, so a layer that another image (or another worker)
 // already packed costs one cache lookup here: no tar, no gzip, no write. The rest are packed
-// concurrently, one per core, each in a single streaming pass.
+// concurrently, each in a single streaming pass whose gzip blocks the worker's one pool of threads
+// compresses (pack/block-gzip.ts): a big layer uses every core, and small ones overlap their file
+// reads, hashing and storage writes.
 
 import { availableParallelism } from 'node:os';
 import pMap from 'p-map';
@@ -24,6 +26,7 @@ import {
 } from '@nixyard/core';
 import type { LayerCache } from './layer-cache.js';
 import { storePathEntries, type TarEntry } from './pack/layer-tar.js';
+import type { GzipPool } from './pack/gzip-pool.js';
 import { packLayer } from './pack/pack-layer.js';
 import { buildSymlinkTree, symlinkTreeEntries, type SymlinkTree } from './pack/symlink-layer.js';
 import type { Popularity } from './popularity.js';
@@ -35,6 +38,8 @@ export interface AssembleDeps {
   /** NIXYARD_MAX_LAYERS: the layer budget, including the symlink layer. */
   maxLayers: number;
   gzipLevel: number;
+  /** The threads that compress layers (NIXYARD_PACK_THREADS); the process's shared pool when not given. */
+  gzipPool?: GzipPool;
   /** Layers packed at once; defaults to the cores available. */
   packConcurrency?: number;
 }
@@ -101,7 +106,7 @@ async function cachedOrPacked(deps: AssembleDeps, job: LayerJob): Promise<ImageL
   if (cached) return { digest: cached.digest, diffId: cached.diffId, size: cached.size, packed: false };
   // Two workers may pack the same layer at once: the tar is deterministic and blobs are
   // content-addressed, so the loser's write finds the blob in place and both records agree.
-  const packed = await packLayer(deps.storage, job.entries(), { gzipLevel: deps.gzipLevel });
+  const packed = await packLayer(deps.storage, job.entries(), { gzipLevel: deps.gzipLevel, pool: deps.gzipPool });
   await deps.layerCache.put(
     LayerRecordSchema.parse({
       layerKey: job.key,

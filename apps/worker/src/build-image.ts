@@ -32,8 +32,18 @@ export async function buildImage(deps: BuildImageDeps, data: BuildJobData): Prom
   const existing = await readManifestRecord(deps.storage, data.imageKey);
   if (existing && isFresh(existing, data.freshAfter)) return resultOf(existing, { resolve: 0, build: 0, graph: 0, layer: 0, pack: 0, publish: 0 });
 
-  await publishPackageIndex(deps.nix, deps.storage, data).catch((err: unknown) => deps.warn?.('could not publish the package index', err));
+  // The package index (one Nix evaluation, once per source revision and system) is written while
+  // the image builds rather than before it: nothing here needs it, and a cold pull should not wait
+  // for it. The job still ends only once it is written (or has failed, which only warns).
+  const indexed = publishPackageIndex(deps.nix, deps.storage, data).catch((err: unknown) => deps.warn?.('could not publish the package index', err));
+  try {
+    return await buildAndAssemble(deps, data);
+  } finally {
+    await indexed;
+  }
+}
 
+async function buildAndAssemble(deps: BuildImageDeps, data: BuildJobData): Promise<BuildResult> {
   deps.onNixBuild?.('started');
   let closure;
   try {

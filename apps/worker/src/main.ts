@@ -21,6 +21,7 @@ import { LayerCache } from './layer-cache.js';
 import { WorkerMetrics } from './metrics.js';
 import { LearnedPopularity, PublishedPopularity } from './popularity.js';
 import { Nix } from './nix/nix.js';
+import { GzipPool } from './pack/gzip-pool.js';
 
 const config = loadConfigOrExit('worker');
 const logger = pino({ level: config.logLevel, base: { role: 'worker' } });
@@ -34,9 +35,11 @@ const healthRedis = new Redis({ ...connection, enableOfflineQueue: false, maxRet
 for (const client of [redis, healthRedis]) client.on('error', (err) => logger.debug({ err }, 'redis connection error'));
 const layerCache = new LayerCache(storage, redis);
 const popularity = config.nix.popularityUrl ? new PublishedPopularity(config.nix.popularityUrl) : new LearnedPopularity(redis);
+// Started now and kept for the worker's life, so that no pull waits for threads to start.
+const gzipPool = new GzipPool({ threads: config.worker.packThreads }).start();
 
 const runJob = createJobRunner({
-  build: { nix, storage, layerCache, popularity, maxLayers: config.image.maxLayers, gzipLevel: config.image.gzipLevel },
+  build: { nix, storage, layerCache, popularity, maxLayers: config.image.maxLayers, gzipLevel: config.image.gzipLevel, gzipPool },
   metrics,
   logger,
 });
@@ -58,7 +61,7 @@ const heartbeat = await startHeartbeat(redis, config.systems, `${hostname()}:${p
   logger.warn({ err }, 'heartbeat failed'),
 );
 const metricsServer = await metrics.serve(config.worker.metricsPort, roleReadiness({ pingRedis: () => healthRedis.ping(), storage }));
-logger.info({ systems: config.systems, concurrency: config.worker.concurrency, metricsPort: config.worker.metricsPort }, 'nixyard worker ready');
+logger.info({ systems: config.systems, concurrency: config.worker.concurrency, metricsPort: config.worker.metricsPort, packThreads: gzipPool.threads }, 'nixyard worker ready');
 
 let stopping = false;
 async function stop(signal: string): Promise<void> {

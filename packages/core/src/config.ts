@@ -51,6 +51,8 @@ export interface Config {
     readonly concurrency: number;
     /** NIXYARD_WORKER_METRICS_PORT */
     readonly metricsPort: number;
+    /** NIXYARD_PACK_THREADS: threads that gzip layer blocks; undefined means one per core. */
+    readonly packThreads: number | undefined;
   };
   readonly image: {
     /** NIXYARD_MAX_LAYERS: layer budget, including the symlink layer. */
@@ -200,6 +202,7 @@ const EnvSchema = z.object({
   NIXYARD_INDEX_SYSTEMS: envVar(`a comma-separated list of ${SYSTEMS.join(', ')}`, systemList),
   NIXYARD_WORKER_CONCURRENCY: envVar('a whole number >= 1', wholeNumber(1)),
   NIXYARD_WORKER_METRICS_PORT: envVar('a port number from 1 to 65535', wholeNumber(1, 65535)),
+  NIXYARD_PACK_THREADS: envVar('a whole number from 1 to 256', wholeNumber(1, 256)),
   NIXYARD_MAX_LAYERS: envVar('a whole number from 2 to 125 (including the symlink layer)', wholeNumber(2, 125)),
   NIXYARD_GZIP_LEVEL: envVar('a whole number from 1 to 9', wholeNumber(1, 9)),
   NIXERY_MANIFEST_TTL: envVar('a whole number of seconds >= 0', wholeNumber(0)),
@@ -223,7 +226,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
   workerConcurrency: 1,
   workerMetricsPort: 9091,
   maxLayers: 95,
-  gzipLevel: 6,
+  gzipLevel: 5,
   manifestTtlSeconds: 300,
   contentCacheMb: 128,
 });
@@ -312,6 +315,7 @@ export function loadConfig(env: Env): Config {
     worker: {
       concurrency: e.NIXYARD_WORKER_CONCURRENCY ?? CONFIG_DEFAULTS.workerConcurrency,
       metricsPort: e.NIXYARD_WORKER_METRICS_PORT ?? CONFIG_DEFAULTS.workerMetricsPort,
+      packThreads: e.NIXYARD_PACK_THREADS,
     },
     image: {
       maxLayers: e.NIXYARD_MAX_LAYERS ?? CONFIG_DEFAULTS.maxLayers,

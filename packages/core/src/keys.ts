@@ -11,6 +11,9 @@ import type { System } from './systems.js';
 /**
  * Version of everything that shapes an image beyond its inputs (layering algorithm, tar format,
  * symlink layer, config). Part of the image key: bump it to make every cached manifest stale.
+ * Not the compression of layers (gzip level, block size): any gzip of a layer's tar is a valid
+ * blob for its key, the layer record says which one, and a bump would only rebuild manifests over
+ * the same cached layers (docs/layering.md, "Compression").
  */
 export const LAYERING_VERSION = 3;
 

@@ -25,7 +25,8 @@ export type TarEntry =
 export const LAYER_MTIME = new Date(1000);
 
 const STORE_DIR = '/nix/store';
-const CHUNK_SIZE = 64 * 1024;
+// Big reads: fewer system calls and stream hops per byte (a 64 MiB file tars in ~half the CPU of 64 KiB reads).
+const CHUNK_SIZE = 512 * 1024;
 
 /**
  * The entries of a store-path layer: `nix/`, `nix/store/`, then each store path (sorted) with its
@@ -73,17 +74,42 @@ async function* entriesOf(diskPath: string, name: string, stat: Stats): AsyncGen
   }
 }
 
+/** A tar being produced: its bytes, and a way to stop it. */
+export interface TarStream extends AsyncIterable<Buffer> {
+  /** Stops the walk and ends the stream (nothing happens when it has ended already). */
+  destroy(): void;
+}
+
 /**
  * The tar bytes of `entries`, produced as they are read. Stopping the iteration early (or a failing
- * consumer) destroys the stream and stops the walk; a failing walk makes the iteration throw.
+ * consumer) destroys the stream and stops the walk, as does destroy(); a failing walk makes the
+ * iteration throw.
  */
-export function tarStream(entries: AsyncIterable<TarEntry> | Iterable<TarEntry>): AsyncIterable<Buffer> {
+export function tarStream(entries: AsyncIterable<TarEntry> | Iterable<TarEntry>): TarStream {
   const pack = tar.pack();
+  // The walk may fail before anyone reads (storage opens its file first): the error is kept for the
+  // iteration, and the stream's own 'error' event, which nobody may be listening to yet, is absorbed.
+  let failure: { error: Error } | undefined;
+  pack.on('error', () => {});
   writeEntries(pack, entries).then(
     () => pack.finalize(),
-    (error: unknown) => pack.destroy(error instanceof Error ? error : new Error(String(error))),
+    (error: unknown) => {
+      failure = { error: error instanceof Error ? error : new Error(String(error)) };
+      pack.destroy(failure.error);
+    },
   );
-  return pack as AsyncIterable<Buffer>;
+  const iterable = pack as unknown as AsyncIterable<Buffer>;
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        yield* iterable;
+      } catch (error) {
+        throw failure?.error ?? error;
+      }
+      if (failure) throw failure.error;
+    },
+    destroy: () => pack.destroy(),
+  };
 }
 
 async function writeEntries(pack: Pack, entries: AsyncIterable<TarEntry> | Iterable<TarEntry>): Promise<void> {

@@ -6,9 +6,11 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { FilesystemStorage, digestHex, type Digest } from '@nixyard/core';
 import { storePathEntries, treeEntries } from '../../src/pack/layer-tar.js';
+import { GZIP_BLOCK_SIZE, GzipPool } from '../../src/pack/gzip-pool.js';
 import { packLayer } from '../../src/pack/pack-layer.js';
 import { nixBuildScript } from '../../../../test/helpers/nix.js';
 import { collect } from '../../../../test/helpers/streams.js';
@@ -107,6 +109,30 @@ describe('packLayer of store paths', () => {
     const blob = await readFile(join(other.rootDir, 'blobs', 'sha256', digestHex(elsewhere.digest)));
     assert.deepEqual([...blob.subarray(0, 4)], [0x1f, 0x8b, 8, 0]); // gzip, deflate, no name/comment
     assert.equal(blob.readUInt32LE(4), 0); // no mtime in the gzip header
+  });
+
+  test('a layer over one block is gzip members that GNU gzip and tar read as one stream, the same with any thread count', async () => {
+    // ~3 MiB of base64 text: four blocks of tar, each compressing to about three quarters.
+    const big = nixBuildScript('pack-test-blocks', 'mkdir $out; head -c 2400000 /dev/urandom | base64 > $out/text');
+    const one = new GzipPool({ threads: 1 });
+    const four = new GzipPool({ threads: 4 });
+    try {
+      const layer = await packLayer(storage, storePathEntries([big]), { gzipLevel: 6, pool: four });
+      const blobPath = join(storage.rootDir, 'blobs', 'sha256', digestHex(layer.digest));
+      sh(`gzip -t ${blobPath} && gzip -dc < ${blobPath} > ${work}/blocks.tar`);
+      const tar = await readFile(`${work}/blocks.tar`);
+      assert.equal(layer.diffId, await sha256File(`${work}/blocks.tar`));
+      assert.ok(tar.length > 3 * GZIP_BLOCK_SIZE, `${tar.length} bytes of tar`);
+      const members: Buffer[] = [];
+      for (let offset = 0; offset < tar.length; offset += GZIP_BLOCK_SIZE) members.push(gzipSync(tar.subarray(offset, offset + GZIP_BLOCK_SIZE), { level: 6 }));
+      assert.ok((await readFile(blobPath)).equals(Buffer.concat(members)), `${members.length} members, one per block`);
+      sh(`mkdir ${work}/blocks && tar -xpf ${work}/blocks.tar -C ${work}/blocks && diff -r ${big} ${work}/blocks${big}`);
+
+      const other = new FilesystemStorage(join(work, 'blocks-storage'));
+      assert.deepEqual(await packLayer(other, storePathEntries([big]), { gzipLevel: 6, pool: one }), { ...layer, created: true });
+    } finally {
+      await Promise.all([one.close(), four.close()]);
+    }
   });
 
   test('the gzip level changes the digest but not the diff_id', async () => {
