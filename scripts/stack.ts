@@ -3,9 +3,9 @@
 // deployment (separate processes talking through Redis and shared storage), only on loopback.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -75,16 +75,69 @@ export interface RoleOptions {
   env: NodeJS.ProcessEnv;
   /** Where the role's output goes; the default passes it through. */
   stdio?: 'inherit' | 'ignore' | 'pipe';
+  /**
+   * Runs the compiled role, `node apps/<role>/dist/main.js`, as production does, instead of its
+   * TypeScript sources through tsx. Throws when `npm run build` has not run since the last change.
+   */
+  compiled?: boolean;
 }
 
-/** `node --import tsx apps/<role>/src/main.ts`, configured by `env` alone. */
+/**
+ * `node --import tsx apps/<role>/src/main.ts`, or with `compiled`, `node apps/<role>/dist/main.js`;
+ * configured by `env` alone.
+ */
 export function startRole(role: Role, options: RoleOptions): Started {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'apps', role, 'src', 'main.ts')], {
+  let args = ['--import', 'tsx', join(REPO_ROOT, 'apps', role, 'src', 'main.ts')];
+  if (options.compiled) {
+    const problem = buildProblem();
+    if (problem !== undefined) throw new Error(`cannot start the compiled ${role}: ${problem}; run \`npm run build\``);
+    args = [join(REPO_ROOT, 'apps', role, 'dist', 'main.js')];
+  }
+  const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: options.env,
     stdio: ['ignore', options.stdio ?? 'inherit', options.stdio ?? 'inherit'],
   });
   return started(child);
+}
+
+/** The workspaces that `npm run build` (tsconfig.build.json) compiles, each from src/ into dist/. */
+const BUILT_WORKSPACES = ['packages/core', 'apps/api', 'apps/worker', 'apps/cli'];
+/** The files tsc -b stamps each build of them with (tsBuildInfoFile), relative to the repository. */
+export const BUILD_STAMPS = BUILT_WORKSPACES.map((workspace) => `${workspace}/dist/.tsbuildinfo`);
+
+/**
+ * Why the output of `npm run build` under `root` is missing or out of date, or undefined when it is
+ * current. tsc -b writes each workspace's dist/.tsbuildinfo when it builds it (and touches it when
+ * a rebuild of @nixyard/core left it as it was), so a workspace is current when that file is newer
+ * than its inputs as tsc -b sees them: its src/, its tsconfig.build.json, tsconfig.base.json and,
+ * for the apps, core's src/. A few dozen stat calls: cheap enough to check on every start.
+ */
+export function buildProblem(root = REPO_ROOT): string | undefined {
+  for (const [i, workspace] of BUILT_WORKSPACES.entries()) {
+    const stamp = join(root, BUILD_STAMPS[i]!);
+    if (!existsSync(stamp)) return `${workspace} has not been built`;
+    const built = statSync(stamp).mtimeMs;
+    const inputs = [`${workspace}/src`, `${workspace}/tsconfig.build.json`, 'tsconfig.base.json'];
+    if (workspace !== 'packages/core') inputs.push('packages/core/src');
+    for (const input of inputs) {
+      const newer = newerThan(join(root, input), built);
+      if (newer !== undefined) return `${relative(root, newer)} is newer than the build of ${workspace}`;
+    }
+  }
+  return undefined;
+}
+
+/** The first file at or under `path` modified after `time` (ms), if any. */
+function newerThan(path: string, time: number): string | undefined {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (!stat) return undefined;
+  if (!stat.isDirectory()) return stat.mtimeMs > time ? path : undefined;
+  for (const entry of readdirSync(path)) {
+    const newer = newerThan(join(path, entry), time);
+    if (newer !== undefined) return newer;
+  }
+  return undefined;
 }
 
 /** Polls `url` until it answers (any status) or `timeoutMs` passes. */

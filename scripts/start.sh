@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm start`: installs what a fresh Debian/Ubuntu machine is missing, then starts Nixyard with
-# embedded defaults (scripts/start.ts). Everything it installs is idempotent and skipped when present.
+# embedded defaults (scripts/start.ts, which compiles the roles first when dist/ is missing or stale).
+# Everything it installs is idempotent and skipped when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,18 +1,31 @@
 // The quick start: the whole system with embedded defaults, as separate processes (docs/design.md §1):
 // a private redis-server (unless REDIS_URL is set), the API, one worker, filesystem storage under
-// ./var/storage and the bundled offline package set. Ctrl-C stops all of it.
+// ./var/storage and the bundled offline package set. Ctrl-C stops all of it. The roles run compiled,
+// as in production: `npm run build` runs first when dist/ is missing or older than the sources.
 // scripts/start.sh installs what is missing first; run that (`npm start`), not this file.
 
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { withOfflineNixConfig } from './offline-nix.js';
-import { REPO_ROOT, startRedis, startRole, waitForHttp, type Started } from './stack.js';
+import { BUILD_STAMPS, REPO_ROOT, buildProblem, startRedis, startRole, waitForHttp, type Started } from './stack.js';
 
 const env = withOfflineNixConfig({ ...process.env });
 let redis: Started | undefined;
 const roles: Started[] = [];
 
 async function main(): Promise<void> {
+  const stale = buildProblem();
+  if (stale !== undefined) {
+    process.stderr.write(`nixyard: building (${stale})\n`);
+    const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: REPO_ROOT, stdio: 'inherit' });
+    if (build.status !== 0) {
+      // tsc emits and stamps dist/ even when it reports errors: unstamp it, so the next start builds again.
+      for (const stamp of BUILD_STAMPS) rmSync(join(REPO_ROOT, stamp), { force: true });
+      throw new Error(`npm run build failed (${build.error?.message ?? build.signal ?? `exit ${build.status}`})`);
+    }
+  }
   if (!env.REDIS_URL) {
     const server = await startRedis(join(REPO_ROOT, 'var', 'redis'));
     redis = server;
@@ -26,8 +39,8 @@ async function main(): Promise<void> {
   // The admin API (prebuilds) needs a token; a fresh one per run unless one is given.
   env.NIXYARD_ADMIN_TOKEN ??= randomBytes(24).toString('base64url');
 
-  const api = startRole('api', { env });
-  const worker = startRole('worker', { env });
+  const api = startRole('api', { env, compiled: true });
+  const worker = startRole('worker', { env, compiled: true });
   roles.push(api, worker);
   for (const role of [api, worker]) {
     role.child.once('exit', (code, signal) => {

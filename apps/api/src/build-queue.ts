@@ -6,7 +6,7 @@
 // job before adding a new one: a completed one is stale (its record is missing or too old, or
 // nobody would ask), a failed one is a build to retry.
 
-import { Queue, QueueEvents, type ConnectionOptions, type Job } from 'bullmq';
+import type { ConnectionOptions, Job, Queue, QueueEvents } from 'bullmq';
 import {
   BuildResultSchema,
   RegistryError,
@@ -19,6 +19,7 @@ import {
   type BuildResult,
   type System,
 } from '@nixyard/core';
+import { bullmq } from './bullmq.js';
 
 export interface BuildQueueOptions {
   connection: ConnectionOptions;
@@ -42,8 +43,8 @@ export class BuildQueue {
   constructor(private readonly options: BuildQueueOptions) {
     for (const system of options.systems) {
       const name = buildQueueName(system);
-      const queue = new Queue(name, { connection: options.connection });
-      const events = new QueueEvents(name, { connection: options.connection });
+      const queue = new bullmq.Queue(name, { connection: options.connection });
+      const events = new bullmq.QueueEvents(name, { connection: options.connection });
       const onError = options.onError ?? (() => {});
       queue.on('error', onError);
       events.on('error', onError);

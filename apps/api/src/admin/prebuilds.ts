@@ -9,7 +9,7 @@
 // its state is read from the jobs and the manifest records when asked for.
 
 import { randomUUID } from 'node:crypto';
-import { FlowProducer, Job, type ConnectionOptions, type FlowJob } from 'bullmq';
+import type { ConnectionOptions, FlowJob, FlowProducer, Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import {
@@ -41,6 +41,7 @@ import {
   type System,
 } from '@nixyard/core';
 import { BUILD_JOB_RETENTION, type BuildQueue } from '../build-queue.js';
+import { bullmq } from '../bullmq.js';
 import { freshRecord, indexSystemsFor, jobForImage } from '../image-records.js';
 import type { SourceResolver } from '../source-resolver.js';
 
@@ -88,7 +89,7 @@ export class Prebuilds {
   private readonly flows: FlowProducer;
 
   constructor(private readonly deps: PrebuildDeps) {
-    this.flows = new FlowProducer({ connection: deps.connection });
+    this.flows = new bullmq.FlowProducer({ connection: deps.connection });
     this.flows.on('error', deps.onError ?? (() => {}));
   }
 
@@ -250,7 +251,7 @@ export class Prebuilds {
 
   private async job(system: System, jobId: string): Promise<Job | undefined> {
     const queue = this.deps.builds.queue(system);
-    return queue ? await Job.fromId(queue, jobId) : undefined;
+    return queue ? await bullmq.Job.fromId(queue, jobId) : undefined;
   }
 
   private async statusOf(record: BatchRecord): Promise<PrebuildBatch> {

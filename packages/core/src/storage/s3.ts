@@ -27,24 +27,8 @@
 
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCopyCommand,
-  type CompletedPart,
-  type ListObjectsV2CommandOutput,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { createRequire } from 'node:module';
+import type { CompletedPart, ListObjectsV2CommandOutput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import type { Digest } from '../digest.js';
 import { displayValue } from '../display.js';
 import {
@@ -69,6 +53,25 @@ import {
   type Storage,
   type WrittenBlob,
 } from './storage.js';
+
+// The AWS SDK costs a role about 0.3 s of start-up and 20 MB of memory, so it is loaded on first use
+// (an S3Storage's constructor), never with filesystem storage. The packages have no "exports", so
+// require loads the very CommonJS modules an import would.
+type Sdk = typeof import('@aws-sdk/client-s3') & typeof import('@aws-sdk/lib-storage') & typeof import('@aws-sdk/s3-request-presigner');
+let loadedSdk: Sdk | undefined;
+const sdk = new Proxy({} as Sdk, {
+  get(_, name) {
+    if (!loadedSdk) {
+      const require = createRequire(import.meta.url);
+      loadedSdk = {
+        ...(require('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3')),
+        ...(require('@aws-sdk/lib-storage') as typeof import('@aws-sdk/lib-storage')),
+        ...(require('@aws-sdk/s3-request-presigner') as typeof import('@aws-sdk/s3-request-presigner')),
+      };
+    }
+    return loadedSdk[name as keyof Sdk];
+  },
+});
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -218,7 +221,7 @@ export class S3Storage implements Storage {
     }
     this.client =
       options.client ??
-      new S3Client({
+      new sdk.S3Client({
         region: options.region,
         ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
         forcePathStyle: options.forcePathStyle ?? false,
@@ -262,7 +265,7 @@ export class S3Storage implements Storage {
     // highWaterMark 1: the stream reads at most one chunk ahead of lib-storage.
     const body = Readable.from(hashed(), { highWaterMark: 1 });
     try {
-      const upload = new Upload({
+      const upload = new sdk.Upload({
         client: this.client,
         params: { Bucket: this.bucket, Key: stagingKey, Body: body, ContentType: BLOB_CONTENT_TYPE },
         partSize: this.partSize,
@@ -290,7 +293,7 @@ export class S3Storage implements Storage {
       body.destroy();
       // Gone in every outcome: copied to its name, rejected, or failed. Deleting a key that was
       // never created is a no-op on S3.
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: stagingKey })).catch(() => undefined);
+      await this.client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: stagingKey })).catch(() => undefined);
     }
   }
 
@@ -339,7 +342,7 @@ export class S3Storage implements Storage {
     const CopySource = `${this.bucket}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`;
     if (size <= this.multipartCopyThreshold) {
       await this.client.send(
-        new CopyObjectCommand({
+        new sdk.CopyObjectCommand({
           Bucket: this.bucket,
           Key: targetKey,
           CopySource,
@@ -356,13 +359,13 @@ export class S3Storage implements Storage {
       ranges.push({ part, start, end: Math.min(start + partSize, size) - 1 });
     }
     const { UploadId } = await this.client.send(
-      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: targetKey, ContentType: BLOB_CONTENT_TYPE }),
+      new sdk.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: targetKey, ContentType: BLOB_CONTENT_TYPE }),
     );
     if (UploadId === undefined) throw new Error(`S3 multipart copy to ${targetKey}: no UploadId in the answer`);
     try {
       const parts = await mapLimit(ranges, COPY_CONCURRENCY, async ({ part, start, end }): Promise<CompletedPart> => {
         const result = await this.client.send(
-          new UploadPartCopyCommand({
+          new sdk.UploadPartCopyCommand({
             Bucket: this.bucket,
             Key: targetKey,
             UploadId,
@@ -376,11 +379,11 @@ export class S3Storage implements Storage {
         return { PartNumber: part, ETag: etag };
       });
       await this.client.send(
-        new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: targetKey, UploadId, MultipartUpload: { Parts: parts } }),
+        new sdk.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: targetKey, UploadId, MultipartUpload: { Parts: parts } }),
       );
     } catch (error) {
       await this.client
-        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: targetKey, UploadId }))
+        .send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: targetKey, UploadId }))
         .catch(() => undefined);
       throw error;
     }
@@ -398,7 +401,7 @@ export class S3Storage implements Storage {
     let response;
     try {
       response = await this.client.send(
-        new GetObjectCommand({
+        new sdk.GetObjectCommand({
           Bucket: this.bucket,
           Key: this.blobKey(digest),
           ...(range !== undefined ? { Range: `bytes=${range.start}-${range.end}` } : {}),
@@ -459,7 +462,7 @@ export class S3Storage implements Storage {
     if ((await this.headObject(key)) === undefined) return undefined;
     // Signing is local: no request. The URL carries the credentials' authority, so it expires
     // early if they do (temporary credentials of an instance role, for example).
-    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: expiresInSeconds });
+    return sdk.getSignedUrl(this.client, new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: expiresInSeconds });
   }
 
   // ---- records ----
@@ -470,7 +473,7 @@ export class S3Storage implements Storage {
     if (json === undefined) throw new TypeError('putRecord: value cannot be written as JSON');
     // A PUT replaces the object atomically: readers get the old or the new record.
     await this.client.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: this.recordObjectKey(key), Body: json, ContentType: RECORD_CONTENT_TYPE }),
+      new sdk.PutObjectCommand({ Bucket: this.bucket, Key: this.recordObjectKey(key), Body: json, ContentType: RECORD_CONTENT_TYPE }),
     );
   }
 
@@ -478,7 +481,7 @@ export class S3Storage implements Storage {
     assertRecordKey(key);
     let response;
     try {
-      response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.recordObjectKey(key) }));
+      response = await this.client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.recordObjectKey(key) }));
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -542,7 +545,7 @@ export class S3Storage implements Storage {
 
   private async headObject(key: string): Promise<{ size: number } | undefined> {
     try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const head = await this.client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return { size: head.ContentLength ?? 0 };
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -553,7 +556,7 @@ export class S3Storage implements Storage {
   /** S3 answers a DELETE the same whether the key existed or not, so existence is asked first. */
   private async deleteObject(key: string): Promise<boolean> {
     if ((await this.headObject(key)) === undefined) return false;
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    await this.client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
     return true;
   }
 
@@ -561,7 +564,7 @@ export class S3Storage implements Storage {
     let ContinuationToken: string | undefined;
     do {
       const page = await this.client.send(
-        new ListObjectsV2Command({
+        new sdk.ListObjectsV2Command({
           Bucket: this.bucket,
           Prefix: prefix,
           ...(delimiter !== undefined ? { Delimiter: delimiter } : {}),
