@@ -18,6 +18,7 @@ import { logRequest } from './access-log.js';
 import { serveBase } from './base.js';
 import { serveBlob, type BlobServing } from './blobs.js';
 import type { ContentCache } from './content-cache.js';
+import type { EpochWatch } from './epoch-watch.js';
 import { errorHandler, failRequest, notFound, sendNotFound } from './http-errors.js';
 import { serveManifest, type ManifestDeps } from './manifests.js';
 import type { ApiMetrics } from './metrics.js';
@@ -27,6 +28,8 @@ export interface ApiDeps extends ManifestDeps {
   resolver: ManifestDeps['resolver'] & TagSource;
   /** Manifests and hot blobs by digest. */
   content: ManifestDeps['content'] & Pick<ContentCache, 'blob'>;
+  /** Drops the caches when storage announces deletions (gc). */
+  epoch: Pick<EpochWatch, 'check'>;
   metrics: Pick<ApiMetrics, 'registry' | 'httpRequests' | 'httpDuration' | 'servedBytes' | 'manifestRequests'>;
   logger: Logger;
   /** The admin API (/api/v1); its own bearer token guards it. */
@@ -91,6 +94,7 @@ async function serveRegistry(deps: ApiDeps, req: IncomingMessage, res: ServerRes
   const route = parseRegistryPath(path);
   if (!route) return sendNotFound(req, res);
   const head = req.method === 'HEAD';
+  if (route.kind === 'manifest' || route.kind === 'blob') await deps.epoch.check();
   switch (route.kind) {
     case 'base':
       return serveBase(head, res);

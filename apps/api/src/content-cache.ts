@@ -60,6 +60,12 @@ export class ContentCache {
         : undefined;
   }
 
+  /** Forgets everything (storage announced deletions: cache-epoch). */
+  clear(): void {
+    this.entries?.clear();
+    this.seen.clear();
+  }
+
   /** Bytes held now, for metrics. */
   get size(): number {
     return this.entries?.calculatedSize ?? 0;

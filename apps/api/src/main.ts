@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { createApp } from './app.js';
 import { BuildQueue } from './build-queue.js';
 import { ContentCache } from './content-cache.js';
+import { EpochWatch } from './epoch-watch.js';
 import { adminRouter } from './admin/routes.js';
 import { Prebuilds } from './admin/prebuilds.js';
 import { FarmStatus } from './farm-status.js';
@@ -51,10 +52,16 @@ const prebuilds = new Prebuilds({
 const liveWorkers = new LiveWorkers(redis);
 const farm = new FarmStatus(systems, builds, liveWorkers, prebuilds);
 
+const records = new RecordCache(storage);
+const content = new ContentCache(storage, { maxBytes: config.cache.contentBytes });
 const app = createApp({
   storage,
-  records: new RecordCache(storage),
-  content: new ContentCache(storage, { maxBytes: config.cache.contentBytes }),
+  records,
+  content,
+  epoch: new EpochWatch(storage, () => {
+    records.clear();
+    content.clear();
+  }),
   packageIndex: new PackageIndexCache(storage),
   builds,
   resolver,

@@ -50,6 +50,11 @@ export class RecordCache {
     return record && usable(record) ? record : undefined;
   }
 
+  /** Forgets everything (storage announced deletions: cache-epoch). */
+  clear(): void {
+    this.entries.clear();
+  }
+
   /** Reads the stored record (after a build wrote it), keeping it for the next pulls. */
   async read(imageKey: string): Promise<ManifestRecord | undefined> {
     const readAt = this.now();

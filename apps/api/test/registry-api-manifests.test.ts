@@ -8,6 +8,8 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import {
   MemoryStorage,
   PATH_REVISION,
+  announceDeletion,
+  manifestRecordKey,
   buildDockerManifestList,
   buildOciIndex,
   sha256Digest,
@@ -266,7 +268,8 @@ describe('moving targets: the TTL', () => {
 describe('warm manifests from memory (record-cache.ts, content-cache.ts)', () => {
   test('after the first pull, pulls by tag and by digest read nothing from storage', async () => {
     const storage = new CountingStorage();
-    const registry = await startRegistry({ storage });
+    // The storage's cache epoch is looked at once a second; not within this test.
+    const registry = await startRegistry({ storage, epochCheckMs: 60_000 });
     try {
       const image = await seedImage(storage, 'hello');
       assertManifest(await registry.request('GET', '/v2/hello/manifests/latest'), image.oci.bytes, OCI);
@@ -299,6 +302,24 @@ describe('warm manifests from memory (record-cache.ts, content-cache.ts)', () =>
       await registry.close();
     }
   });
+});
+
+test('after gc announces deletions, a deleted image is looked up again and built, not served from memory', async () => {
+  const registry = await startRegistry({ epochCheckMs: 50 });
+  try {
+    const image = await seedImage(registry.storage, 'hello');
+    assertManifest(await registry.request('GET', '/v2/hello/manifests/latest'), image.oci.bytes, OCI);
+    await registry.storage.deleteRecord(manifestRecordKey(image.job.imageKey));
+    // Deleted behind the replica's back: its copy still answers (the blobs are all still there)...
+    assertManifest(await registry.request('GET', '/v2/hello/manifests/latest'), image.oci.bytes, OCI);
+    assert.equal(registry.builds.jobs.length, 0);
+    // ...until gc announces that it is about to delete blobs.
+    await announceDeletion(registry.storage, 60);
+    await registry.request('GET', '/v2/hello/manifests/latest');
+    assert.equal(registry.builds.jobs.length, 1);
+  } finally {
+    await registry.close();
+  }
 });
 
 /** Memory storage that counts the calls a warm pull should not make. */

@@ -36,6 +36,7 @@ import { createApp, type ApiDeps } from '../src/app.js';
 import type { BlobServing } from '../src/blobs.js';
 import { ContentCache, type ContentCacheOptions } from '../src/content-cache.js';
 import { ApiMetrics } from '../src/metrics.js';
+import { EpochWatch } from '../src/epoch-watch.js';
 import { RecordCache } from '../src/record-cache.js';
 import { SourceResolver } from '../src/source-resolver.js';
 
@@ -165,6 +166,8 @@ export interface RegistryOptions {
   blobServing?: BlobServing;
   /** The content cache's settings (default: 16 MiB, revalidated every 30 s). */
   contentCache?: Partial<ContentCacheOptions>;
+  /** How often the storage's cache epoch is looked at (default CACHE_EPOCH_CHECK_MS). */
+  epochCheckMs?: number;
   readiness?: Readiness;
   /** Collect log lines at this level and above into `logs` (default: a silent logger). */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
@@ -202,10 +205,19 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     res.json({ admin: true });
   });
   const content = new ContentCache(storage, { maxBytes: 16 * 1024 * 1024, ...options.contentCache });
+  const records = new RecordCache(storage);
   const deps: ApiDeps = {
     storage,
-    records: new RecordCache(storage),
+    records,
     content,
+    epoch: new EpochWatch(
+      storage,
+      () => {
+        records.clear();
+        content.clear();
+      },
+      options.epochCheckMs === undefined ? {} : { checkMs: options.epochCheckMs },
+    ),
     packageIndex,
     builds,
     resolver: new SourceResolver(SOURCE, TTL_SECONDS),

@@ -3,6 +3,7 @@ export * from './admin-errors.js';
 export * from './attribute-path.js';
 export * from './build-job.js';
 export * from './build-phases.js';
+export * from './cache-epoch.js';
 export * from './closure-graph.js';
 export * from './config.js';
 export * from './digest.js';

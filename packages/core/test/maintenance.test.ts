@@ -73,11 +73,11 @@ describe('gc', () => {
     assert.deepEqual(young.swept, [], 'everything is younger than an hour');
     assert.equal(young.keptYoung, 4, "the deleted image's layer, config and two manifests");
 
-    const dry = await collectGarbage(storage, { graceSeconds: 3600, dryRun: true, buildsInFlight: false, now: later(2) });
+    const dry = await collectGarbage(storage, { graceSeconds: 3600, dryRun: true, buildsInFlight: false, now: later(2), settleMs: 0 });
     assert.equal(dry.swept.length, 4);
     assert.ok(await storage.statBlob(onlyGone), 'a dry run deletes nothing');
 
-    const report = await collectGarbage(storage, { graceSeconds: 3600, dryRun: false, buildsInFlight: false, now: later(2) });
+    const report = await collectGarbage(storage, { graceSeconds: 3600, dryRun: false, buildsInFlight: false, now: later(2), settleMs: 0 });
     const sweptDigests = report.swept.map((b) => b.digest).sort();
     assert.deepEqual(sweptDigests, [onlyGone, gone.config.digest, gone.manifests.oci.digest, gone.manifests.docker.digest].sort());
     assert.equal(await storage.statBlob(onlyGone), undefined);
@@ -88,7 +88,7 @@ describe('gc', () => {
 
   test('while builds are in flight, every layer record keeps its blob', async () => {
     const cached = await layer('packed-but-not-yet-in-a-manifest');
-    const report = await collectGarbage(storage, { graceSeconds: 0, dryRun: false, buildsInFlight: true, now: later(1) });
+    const report = await collectGarbage(storage, { graceSeconds: 0, dryRun: false, buildsInFlight: true, now: later(1), settleMs: 0 });
     assert.deepEqual(report.swept, []);
     assert.ok(await storage.statBlob(cached));
   });

@@ -4,8 +4,10 @@
 // be about to publish a manifest that reuses any of them. Swept: unmarked blobs older than the
 // grace period; younger ones may belong to a build that has not written its record yet.
 // Layer records left pointing at swept blobs are removed too, so the cache stays truthful.
+// Before the first deletion, API replicas are told to drop their in-memory copies (cache-epoch.ts).
 
 import { LayerRecordSchema, ManifestRecordSchema, LAYER_RECORD_PREFIX, MANIFEST_RECORD_PREFIX, blobsOfRecord } from '../records.js';
+import { CACHE_EPOCH_SETTLE_MS, announceDeletion } from '../cache-epoch.js';
 import type { Digest } from '../digest.js';
 import type { Storage } from '../storage/storage.js';
 
@@ -15,6 +17,8 @@ export interface GcOptions {
   /** True while build jobs are waiting or running (see the module comment). */
   buildsInFlight: boolean;
   now?: Date;
+  /** How long to wait between telling API replicas and deleting (default CACHE_EPOCH_SETTLE_MS). */
+  settleMs?: number;
 }
 
 export interface GcReport {
@@ -57,8 +61,11 @@ export async function collectGarbage(storage: Storage, options: GcOptions): Prom
       keptYoung += 1;
       continue;
     }
-    if (!options.dryRun) await storage.deleteBlob(blob.digest);
     swept.push({ digest: blob.digest, size: blob.size });
+  }
+  if (!options.dryRun && swept.length > 0) {
+    await announceDeletion(storage, options.settleMs ?? CACHE_EPOCH_SETTLE_MS, now);
+    for (const blob of swept) await storage.deleteBlob(blob.digest);
   }
 
   const sweptDigests = new Set<string>(swept.map((b) => b.digest));
