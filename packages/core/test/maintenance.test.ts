@@ -119,7 +119,7 @@ describe('fsck', () => {
     );
     assert.equal(report.brokenLayerRecords.length, 2);
 
-    const repaired = await checkStorage(storage, { repair: true });
+    const repaired = await checkStorage(storage, { repair: true, settleMs: 0 });
     assert.deepEqual(repaired.repaired, { blobs: 1, manifestRecords: 2, layerRecords: 2 });
     assert.equal((await checkStorage(storage, { repair: false })).ok, true, 'clean after the repair');
     assert.ok(await storage.getRecord(manifestRecordKey(key(1))), 'the sound image is untouched');

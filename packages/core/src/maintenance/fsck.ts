@@ -4,6 +4,7 @@
 // the image) and the layer records pointing at one (the next build repacks the layer).
 
 import { createHash, randomInt } from 'node:crypto';
+import { announceDeletion } from '../cache-epoch.js';
 import type { Digest } from '../digest.js';
 import { LayerRecordSchema, ManifestRecordSchema, LAYER_RECORD_PREFIX, MANIFEST_RECORD_PREFIX, blobsOfRecord } from '../records.js';
 import type { Storage } from '../storage/storage.js';
@@ -12,6 +13,8 @@ export interface FsckOptions {
   /** Re-hash only this many blobs, chosen at random; all when absent. */
   sample?: number;
   repair: boolean;
+  /** How long a repair waits between telling API replicas and deleting (default CACHE_EPOCH_SETTLE_MS). */
+  settleMs?: number;
 }
 
 export interface FsckReport {
@@ -73,6 +76,8 @@ export async function checkStorage(storage: Storage, options: FsckOptions): Prom
 
   const repaired = { blobs: 0, manifestRecords: 0, layerRecords: 0 };
   if (options.repair) {
+    // A corrupt blob may sit in an API replica's memory as well: tell them first (cache-epoch.ts).
+    if (corrupt.length + brokenManifests.length + brokenLayerRecords.length > 0) await announceDeletion(storage, options.settleMs);
     for (const digest of corrupt) if (await storage.deleteBlob(digest as Digest)) repaired.blobs += 1;
     for (const { key } of brokenManifests) if (await storage.deleteRecord(key)) repaired.manifestRecords += 1;
     for (const key of brokenLayerRecords) if (await storage.deleteRecord(key)) repaired.layerRecords += 1;
