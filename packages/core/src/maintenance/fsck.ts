@@ -77,7 +77,7 @@ export async function checkStorage(storage: Storage, options: FsckOptions): Prom
   const repaired = { blobs: 0, manifestRecords: 0, layerRecords: 0 };
   if (options.repair) {
     // A corrupt blob may sit in an API replica's memory as well: tell them first (cache-epoch.ts).
-    if (corrupt.length + brokenManifests.length + brokenLayerRecords.length > 0) await announceDeletion(storage, options.settleMs);
+    if (corrupt.size + brokenManifests.length + brokenLayerRecords.length > 0) await announceDeletion(storage, options.settleMs);
     for (const digest of corrupt) if (await storage.deleteBlob(digest as Digest)) repaired.blobs += 1;
     for (const { key } of brokenManifests) if (await storage.deleteRecord(key)) repaired.manifestRecords += 1;
     for (const key of brokenLayerRecords) if (await storage.deleteRecord(key)) repaired.layerRecords += 1;
