@@ -228,7 +228,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
   maxLayers: 95,
   gzipLevel: 5,
   manifestTtlSeconds: 300,
-  contentCacheMb: 128,
+  contentCacheMb: 256,
 });
 
 function deepFreeze<T>(value: T): T {

@@ -30,7 +30,7 @@ describe('loadConfig', () => {
       worker: { concurrency: 1, metricsPort: 9091, packThreads: undefined },
       image: { maxLayers: 95, gzipLevel: 5, manifestTtlSeconds: 300 },
       admin: { token: undefined },
-      cache: { contentBytes: 128 * 1024 * 1024 },
+      cache: { contentBytes: 256 * 1024 * 1024 },
       proxy: { blobAccelPrefix: undefined },
     });
   });
