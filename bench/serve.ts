@@ -715,7 +715,9 @@ async function main(): Promise<void> {
         a: pick('blob4Proxy', 'cpuPerGiB'),
         b: pick('blob4', 'cpuPerGiB'),
         digits: 3,
-        goal: { text: '≤ 0.1× direct', pass: (_a, _b, ratio) => ratio <= 0.1 },
+        // "Next to no CPU on blob bytes": at most 0.05 s per GiB, 5% of a core at 1 GiB/s (less than
+        // half of what nginx itself spends sending them); direct is printed beside it for scale.
+        goal: { text: '≤ 0.05 s/GiB', pass: (a) => a <= 0.05 },
       },
       {
         name: 'API CPU per GiB, c256: behind nginx vs direct',
@@ -723,7 +725,9 @@ async function main(): Promise<void> {
         a: pick('blob256Proxy', 'cpuPerGiB'),
         b: pick('blob256', 'cpuPerGiB'),
         digits: 3,
-        goal: { text: '≤ 0.1× direct', pass: (_a, _b, ratio) => ratio <= 0.1 },
+        // "Next to no CPU on blob bytes": at most 0.05 s per GiB, 5% of a core at 1 GiB/s (less than
+        // half of what nginx itself spends sending them); direct is printed beside it for scale.
+        goal: { text: '≤ 0.05 s/GiB', pass: (a) => a <= 0.05 },
       },
       { name: 'nginx CPU per GiB, c4 (vs distribution)', unit: 's', a: pick('blob4Proxy', 'helperCpuPerGiB'), b: pick('blob4Dist', 'cpuPerGiB'), digits: 3 },
     );
