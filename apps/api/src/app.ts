@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type RequestHandler, type Router } from 'express';
-import { RegistryError, httpRouteOf, parseRegistryPath, type Readiness } from '@nixyard/core';
+import { RegistryError, httpRouteOf, parseRegistryPath, type HttpRouteLabel, type Readiness, type RegistryPath } from '@nixyard/core';
 import type { Logger } from 'pino';
 import { logRequest } from './access-log.js';
 import { serveBase } from './base.js';
@@ -53,17 +53,20 @@ export function createApp(deps: ApiDeps): RequestListener {
 
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
-    const requestId = instrument(deps, req, res, path);
     if (!REGISTRY_PATH.test(path)) {
+      instrument(deps, req, res, httpRouteOf(path));
       operatorApp(req, res);
       return;
     }
-    serveRegistry(deps, req, res, path, requestId).catch((err: unknown) => failRequest(deps.logger, req, res, err));
+    // Parsed once: the same parse names the route for metrics and picks the handler.
+    const route = parseRegistryPath(path);
+    const requestId = instrument(deps, req, res, route?.kind ?? 'other');
+    serveRegistry(deps, req, res, route, requestId).catch((err: unknown) => failRequest(deps.logger, req, res, err));
   };
 }
 
 /** The request id, the headers every answer carries, and the metrics and log line at the end. */
-function instrument(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, path: string): string {
+function instrument(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, route: HttpRouteLabel): string {
   // The request id follows a pull into its build job and the worker's log lines.
   const given = req.headers['x-request-id'];
   const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -71,7 +74,6 @@ function instrument(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, pa
   res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
 
   const started = process.hrtime.bigint();
-  const route = httpRouteOf(path);
   res.once('finish', () => {
     const labels = { route, method: req.method ?? '', status: String(res.statusCode) };
     deps.metrics.httpRequests.inc(labels);
@@ -86,12 +88,17 @@ function instrument(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, pa
   return requestId;
 }
 
-async function serveRegistry(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, path: string, requestId: string): Promise<void> {
+async function serveRegistry(
+  deps: ApiDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  route: RegistryPath | undefined,
+  requestId: string,
+): Promise<void> {
   // Every write verb, on any /v2/ path (uploads included), is refused the same way.
   if (!READ_METHODS.has(req.method ?? '')) {
     throw new RegistryError('UNSUPPORTED', `${req.method} is not supported: this registry builds its images itself and accepts no pushes`);
   }
-  const route = parseRegistryPath(path);
   if (!route) return sendNotFound(req, res);
   const head = req.method === 'HEAD';
   if (route.kind === 'manifest' || route.kind === 'blob') await deps.epoch.check();
