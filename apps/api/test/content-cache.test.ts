@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { MemoryStorage, sha256Digest, type Digest } from '@nixyard/core';
 import { ContentCache } from '../src/content-cache.js';
+import { fakeClock } from './fake-clock.js';
 
 /** MemoryStorage that counts the calls the cache is meant to save. */
 class CountingStorage extends MemoryStorage {
@@ -26,15 +27,10 @@ async function stored(storage: MemoryStorage, size: number): Promise<{ digest: D
   return { digest, bytes };
 }
 
-function clock(start = 1_000_000): { now: () => number; advance(ms: number): void } {
-  let t = start;
-  return { now: () => t, advance: (ms) => void (t += ms) };
-}
-
 describe('ContentCache', () => {
   it('reads a document once, then answers from memory until it must revalidate', async () => {
     const storage = new CountingStorage();
-    const time = clock();
+    const time = fakeClock();
     const cache = new ContentCache(storage, { maxBytes: 1024 * 1024, revalidateMs: 30_000, now: time.now });
     const { digest, bytes } = await stored(storage, 1500);
 
@@ -50,7 +46,7 @@ describe('ContentCache', () => {
 
   it('forgets a blob deleted from storage once it revalidates', async () => {
     const storage = new CountingStorage();
-    const time = clock();
+    const time = fakeClock();
     const cache = new ContentCache(storage, { maxBytes: 1024 * 1024, revalidateMs: 10_000, now: time.now });
     const { digest } = await stored(storage, 100);
     assert.ok(await cache.document(digest, 4096));

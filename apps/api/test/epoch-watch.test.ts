@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CACHE_EPOCH_KEY, MemoryStorage, announceDeletion, type RecordKey } from '@nixyard/core';
 import { EpochWatch } from '../src/epoch-watch.js';
+import { fakeClock } from './fake-clock.js';
 
 class CountingStorage extends MemoryStorage {
   gets = 0;
@@ -15,10 +16,10 @@ class CountingStorage extends MemoryStorage {
 
 function setup() {
   const storage = new CountingStorage();
-  let t = 1_000_000;
+  const clock = fakeClock();
   let changes = 0;
-  const watch = new EpochWatch(storage, () => void changes++, { checkMs: 1000, now: () => t });
-  return { storage, watch, advance: (ms: number) => void (t += ms), changes: () => changes };
+  const watch = new EpochWatch(storage, () => void changes++, { checkMs: 1000, now: clock.now });
+  return { storage, watch, advance: clock.advance, changes: () => changes };
 }
 
 describe('EpochWatch', () => {

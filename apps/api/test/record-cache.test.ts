@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemoryStorage, isFresh, manifestRecordKey, type RecordKey } from '@nixyard/core';
 import { RecordCache } from '../src/record-cache.js';
+import { fakeClock } from './fake-clock.js';
 import { jobFor, publishImage } from './registry-fixture.js';
 
 class CountingStorage extends MemoryStorage {
@@ -12,15 +13,10 @@ class CountingStorage extends MemoryStorage {
   }
 }
 
-function clock(start = Date.parse('2026-12-01T00:00:00Z')): { now: () => number; advance(ms: number): void } {
-  let t = start;
-  return { now: () => t, advance: (ms) => void (t += ms) };
-}
-
 describe('RecordCache', () => {
   it('reads a record once, then answers from memory until it must revalidate', async () => {
     const storage = new CountingStorage();
-    const time = clock();
+    const time = fakeClock();
     const cache = new RecordCache(storage, { revalidateMs: 30_000, now: time.now });
     const { job, record } = await publishImage(storage, jobFor('hello'));
 
@@ -43,7 +39,7 @@ describe('RecordCache', () => {
 
   it('reads storage again when the cached record is stale for the request, and finds a newer one', async () => {
     const storage = new CountingStorage();
-    const time = clock();
+    const time = fakeClock();
     const cache = new RecordCache(storage, { revalidateMs: 60 * 60_000, now: time.now });
     const job = jobFor('hello');
     const old = await publishImage(storage, job, new Date('2026-12-01T00:00:00Z'));
@@ -59,7 +55,7 @@ describe('RecordCache', () => {
 
   it('forgets a record deleted from storage once it revalidates', async () => {
     const storage = new CountingStorage();
-    const time = clock();
+    const time = fakeClock();
     const cache = new RecordCache(storage, { revalidateMs: 1_000, now: time.now });
     const { job } = await publishImage(storage, jobFor('hello'));
     assert.ok(await cache.get(job.imageKey));

@@ -249,34 +249,20 @@ describe('packLayer with block-parallel gzip', () => {
     const broken = brokenStorage(async (data) => {
       for await (const _member of data) if (++members === 2) throw failure;
     });
-    let walked = false;
-    async function* entries() {
-      try {
-        yield* treeEntries(root, 'tree');
-      } finally {
-        walked = true;
-      }
-    }
-    await assert.rejects(packLayer(broken, entries(), { gzipLevel: 6, pool: threads }), (error) => error === failure);
-    for (let i = 0; i < 100 && !walked; i++) await sleep(10);
-    assert.ok(walked, 'the walk was stopped');
+    const walk = trackedWalk(root);
+    await assert.rejects(packLayer(broken, walk.entries, { gzipLevel: 6, pool: threads }), (error) => error === failure);
+    for (let i = 0; i < 100 && !walk.stopped(); i++) await sleep(10);
+    assert.ok(walk.stopped(), 'the walk was stopped');
     await allReturned(threads);
   });
 
   test('a storage that fails before reading fails the pack with its error and stops the walk', async () => {
     const threads = pool(2);
     const failure = Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
-    let walked = false;
-    async function* entries() {
-      try {
-        yield* treeEntries(root, 'tree');
-      } finally {
-        walked = true;
-      }
-    }
-    await assert.rejects(packLayer(brokenStorage(async () => { throw failure; }), entries(), { gzipLevel: 6, pool: threads }), (error) => error === failure);
-    for (let i = 0; i < 100 && !walked; i++) await sleep(10);
-    assert.ok(walked, 'the walk was stopped');
+    const walk = trackedWalk(root);
+    await assert.rejects(packLayer(brokenStorage(async () => { throw failure; }), walk.entries, { gzipLevel: 6, pool: threads }), (error) => error === failure);
+    for (let i = 0; i < 100 && !walk.stopped(); i++) await sleep(10);
+    assert.ok(walk.stopped(), 'the walk was stopped');
     await allReturned(threads);
   });
 });
@@ -289,4 +275,17 @@ function brokenStorage(write: (data: AsyncIterable<Uint8Array>) => Promise<never
     throw new Error('unreachable');
   };
   return storage;
+}
+
+/** The tree's entries, and whether their walk has ended (finished, failed or been stopped). */
+function trackedWalk(root: string): { entries: AsyncGenerator<TarEntry>; stopped: () => boolean } {
+  let stopped = false;
+  async function* entries(): AsyncGenerator<TarEntry> {
+    try {
+      yield* treeEntries(root, 'tree');
+    } finally {
+      stopped = true;
+    }
+  }
+  return { entries: entries(), stopped: () => stopped };
 }
