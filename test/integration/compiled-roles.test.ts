@@ -1,8 +1,8 @@
 // The roles as production runs them: `npm run build` (tsc -b) in a copy of the repository's sources,
 // then, as in the Dockerfiles' runtime stage, nothing but the compiled dist/ directories and the
 // production dependencies (`npm ci --omit=dev`, taken from package-lock.json's dev flags): no
-// TypeScript sources, no tsx. The compiled API must answer GET /v2/ with 200 and the compiled worker
-// must report ready against a private Redis; the compiled CLI must run from its bin. A build that
+// TypeScript sources, no tsx. The compiled API must answer GET /v2/ with 200 (and load the modules
+// it defers when first asked) and the compiled worker must report ready against a private Redis; the compiled CLI must run from its bin. A build that
 // fails, a dist/ that imports a source file or a development dependency, or package exports that
 // point at the wrong place all fail here.
 
@@ -128,10 +128,18 @@ describe('the compiled roles (npm run build, production dependencies only)', { t
     assert.ok(!existsSync(join(tree, 'node_modules/typescript')), 'typescript must be a development dependency only');
   });
 
-  test('the compiled API answers GET /v2/ with 200', async () => {
+  test('the compiled API answers GET /v2/ with 200, and loads its Redis side when /readyz first asks', async () => {
     const port = await freePort();
     const api = startCompiled('api', { PORT: String(port) });
     await waitForStatus(`http://127.0.0.1:${port}/v2/`, 200, api.child, api.output);
+    // Only this test's own connection: serving /v2/ opened none (main.ts loads farm.ts on first need).
+    const probe = redis.client();
+    const clients = async () => String(await probe.client('LIST')).trim().split('\n').length;
+    assert.equal(await clients(), 1);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    assert.deepEqual(await ready.json(), { status: 'ready', checks: { redis: 'ok', storage: 'ok' } });
+    assert.ok((await clients()) > 2, 'the farm opened its connections');
+    assert.match(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), /^nixyard_queue_jobs\{system="x86_64-linux",state="waiting"\} 0$/m);
   });
 
   test('the compiled worker reports ready', async () => {

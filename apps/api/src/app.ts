@@ -1,25 +1,23 @@
 // The registry's HTTP surface, wired: the read-only half of the OCI distribution API under /v2/,
-// the admin API under /api/v1, the status page at /, and /metrics, /healthz, /readyz for
-// operators. This file holds only the wiring (request ids, metrics, logging, route dispatch, error
-// answers); each registry resource has its own handler module (base.ts, manifests.ts, blobs.ts,
-// tags.ts), and names, keys, errors and storage live in @nixyard/core.
+// and everything else (metrics, health, the status page, the admin API) handed to the operator
+// app (operator-app.ts). This file holds only the wiring (request ids, metrics, logging, route
+// dispatch, error answers); each registry resource has its own handler module (base.ts,
+// manifests.ts, blobs.ts, tags.ts), and names, keys, errors and storage live in @nixyard/core.
 //
 // /v2/ is the hot path (CI fleets pulling the same images at high volume), so it is dispatched
 // on plain node:http, where a warm manifest costs a few microseconds; Express's routing and
-// response helpers cost several times the whole of that. Everything else, where convenience
-// matters more than microseconds, is an Express app behind it.
+// response helpers cost several times the whole of that.
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import express, { type RequestHandler, type Router } from 'express';
-import { RegistryError, httpRouteOf, parseRegistryPath, type HttpRouteLabel, type Readiness, type RegistryPath } from '@nixyard/core';
+import { RegistryError, httpRouteOf, parseRegistryPath, type HttpRouteLabel, type RegistryPath } from '@nixyard/core';
 import type { Logger } from 'pino';
 import { logRequest } from './access-log.js';
 import { serveBase } from './base.js';
 import { serveBlob, type BlobServing } from './blobs.js';
 import type { ContentCache } from './content-cache.js';
 import type { EpochWatch } from './epoch-watch.js';
-import { errorHandler, failRequest, notFound, sendNotFound } from './http-errors.js';
+import { failRequest, sendNotFound } from './http-errors.js';
 import { serveManifest, type ManifestDeps } from './manifests.js';
 import type { ApiMetrics } from './metrics.js';
 import { serveTags, type TagSource } from './tags.js';
@@ -32,12 +30,8 @@ export interface ApiDeps extends ManifestDeps {
   epoch: Pick<EpochWatch, 'check'>;
   metrics: Pick<ApiMetrics, 'registry' | 'httpRequests' | 'httpDuration' | 'servedBytes' | 'manifestRequests'>;
   logger: Logger;
-  /** The admin API (/api/v1); its own bearer token guards it. */
-  admin: Router;
-  /** Whether Redis and storage answer (GET /readyz). */
-  readiness(): Promise<Readiness>;
-  /** The status page (GET /). */
-  statusPage: RequestHandler;
+  /** Every request outside /v2/ (operator-app.ts), after its request id and metrics. */
+  operator: RequestListener;
   /** How blob GETs are answered: S3 redirects, the proxy's internal redirect (blobs.ts). */
   blobServing?: BlobServing;
 }
@@ -49,13 +43,11 @@ const REGISTRY_PATH = /^\/v2(?:\/|$)/i;
 
 /** The request handler for an http.Server: `http.createServer(createApp(deps))`. */
 export function createApp(deps: ApiDeps): RequestListener {
-  const operatorApp = createOperatorApp(deps);
-
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     if (!REGISTRY_PATH.test(path)) {
       instrument(deps, req, res, httpRouteOf(path));
-      operatorApp(req, res);
+      deps.operator(req, res);
       return;
     }
     // Parsed once: the same parse names the route for metrics and picks the handler.
@@ -114,28 +106,4 @@ async function serveRegistry(
     default:
       return route satisfies never;
   }
-}
-
-/** Operators' and administrators' endpoints: metrics, health, the status page, the admin API. */
-function createOperatorApp(deps: ApiDeps): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.disable('etag');
-
-  app.get('/metrics', async (_req, res) => {
-    res.setHeader('Content-Type', deps.metrics.registry.contentType);
-    res.end(await deps.metrics.registry.metrics());
-  });
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
-    const readiness = await deps.readiness();
-    res.status(readiness.ready ? 200 : 503).json({ status: readiness.ready ? 'ready' : 'unavailable', checks: readiness.checks });
-  });
-  app.get('/', deps.statusPage);
-  app.use('/api/v1', deps.admin);
-  app.use(notFound);
-  app.use(errorHandler(deps.logger));
-  return app;
 }

@@ -1,23 +1,23 @@
 // Starts the registry API from environment variables alone (docs/design.md §6), for `npm run api` and
 // the container image. Any configuration problem stops it with one line naming the variable.
+//
+// Start-up loads only what serving a warm pull needs, and listens. The farm's Redis side (farm.ts)
+// and the operator app (operator-app.ts) are loaded by the first request that needs them; until
+// then the stand-ins below wait for them, so callers never know the difference.
 
 import { createServer } from 'node:http';
-import { loadConfigOrExit, openStorage, redisConnectionOptions, roleReadiness } from '@nixyard/core';
-import { Redis } from 'ioredis';
+import { loadConfigOrExit, openStorage, roleReadiness } from '@nixyard/core';
 import { pino } from 'pino';
 import { createApp } from './app.js';
-import { BuildQueue } from './build-queue.js';
 import { ContentCache } from './content-cache.js';
 import { EpochWatch } from './epoch-watch.js';
-import { adminRouter } from './admin/routes.js';
-import { Prebuilds } from './admin/prebuilds.js';
-import { FarmStatus } from './farm-status.js';
+import type { Farm } from './farm.js';
+import { failRequest } from './http-errors.js';
 import { ApiMetrics } from './metrics.js';
+import { deferred, listenerOnFirstUse, onFirstUse } from './on-first-use.js';
 import { PackageIndexCache } from './package-index-cache.js';
 import { RecordCache } from './record-cache.js';
-import { LiveWorkers } from './live-workers.js';
 import { SourceResolver } from './source-resolver.js';
-import { statusPage } from './status-page.js';
 
 const config = loadConfigOrExit('api');
 // Asynchronous writes: a line per request costs no write(2) each under load (lines written while
@@ -26,33 +26,38 @@ const logger = pino({ level: config.logLevel, base: { role: 'api' } }, pino.dest
 const storage = openStorage(config.storage);
 // A system in NIXYARD_INDEX_SYSTEMS is served too, or its index could never be complete.
 const systems = [...new Set([...config.systems, ...(config.indexSystems ?? [])])];
-const connection = redisConnectionOptions(config.redis.url);
-const redis = new Redis(connection);
-// Readiness gets its own connection that fails fast instead of queueing commands while Redis is away.
-const healthRedis = new Redis({ ...connection, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
-for (const client of [redis, healthRedis]) client.on('error', (err) => logger.debug({ err }, 'redis connection error'));
-
-const builds = new BuildQueue({
-  connection,
-  systems,
-  // Resolve, build and graph are each bounded by NIX_TIMEOUT; packing gets a minute on top.
-  waitTimeoutMs: (3 * config.nix.timeoutSeconds + 60) * 1000,
-  onError: (err) => logger.warn({ err }, 'queue connection error'),
-});
 const resolver = new SourceResolver(config.source, config.image.manifestTtlSeconds);
-const prebuilds = new Prebuilds({
-  redis,
-  connection,
-  storage,
-  builds,
-  resolver,
-  systems,
-  indexSystems: config.indexSystems,
-  manifestTtlSeconds: config.image.manifestTtlSeconds,
-  onError: (err) => logger.warn({ err }, 'flow producer connection error'),
+
+let connectedFarm: Farm | undefined;
+const farm = onFirstUse(async () => {
+  const { connectFarm } = await import('./farm.js');
+  connectedFarm = connectFarm({ config, systems, storage, resolver, logger });
+  logger.info({ systems }, 'build farm connection opened');
+  return connectedFarm;
 });
-const liveWorkers = new LiveWorkers(redis);
-const farm = new FarmStatus(systems, builds, liveWorkers, prebuilds);
+const builds = deferred(async () => (await farm()).builds, ['build']);
+const liveWorkers = deferred(async () => (await farm()).liveWorkers, ['count']);
+const farmStatus = deferred(async () => (await farm()).status, ['queueDepth', 'liveWorkers', 'prebuildBatches', 'recentFailures']);
+const prebuilds = deferred(async () => (await farm()).prebuilds, ['submit', 'list', 'get', 'cancel']);
+
+const metrics = new ApiMetrics(farmStatus);
+const operator = listenerOnFirstUse(
+  async () => {
+    const [{ createOperatorApp }, { adminRouter }, { statusPage }] = await Promise.all([
+      import('./operator-app.js'),
+      import('./admin/routes.js'),
+      import('./status-page.js'),
+    ]);
+    return createOperatorApp({
+      metrics,
+      logger,
+      admin: adminRouter({ token: config.admin.token, prebuilds, logger }),
+      readiness: roleReadiness({ pingRedis: async () => (await farm()).ping(), storage }),
+      statusPage: statusPage({ farm: farmStatus, resolver, systems, indexSystems: config.indexSystems }),
+    });
+  },
+  (req, res, err) => failRequest(logger, req, res, err),
+);
 
 const records = new RecordCache(storage);
 const content = new ContentCache(storage, { maxBytes: config.cache.contentBytes });
@@ -67,15 +72,13 @@ const app = createApp({
   packageIndex: new PackageIndexCache(storage),
   builds,
   resolver,
-  admin: adminRouter({ token: config.admin.token, prebuilds, logger }),
   liveWorkers,
   systems,
   indexSystems: config.indexSystems,
   manifestTtlSeconds: config.image.manifestTtlSeconds,
-  metrics: new ApiMetrics(farm),
+  metrics,
   logger,
-  readiness: roleReadiness({ pingRedis: () => healthRedis.ping(), storage }),
-  statusPage: statusPage({ farm, resolver, systems, indexSystems: config.indexSystems }),
+  operator,
   blobServing: {
     redirects: config.storage.backend === 's3' && config.storage.usePresignedUrls,
     ...(config.proxy.blobAccelPrefix ? { accelPrefix: config.proxy.blobAccelPrefix } : {}),
@@ -95,11 +98,7 @@ function stop(signal: string): void {
   logger.info({ signal }, 'stopping: finishing in-flight requests');
   // No new connections; idle keep-alive ones close now, busy ones once their response is sent.
   server.close(() => {
-    void Promise.allSettled([builds.close(), prebuilds.close()]).finally(() => {
-      redis.disconnect();
-      healthRedis.disconnect();
-      process.exit(0);
-    });
+    void (connectedFarm?.close() ?? Promise.resolve()).finally(() => process.exit(0));
   });
   server.closeIdleConnections();
 }

@@ -33,6 +33,7 @@ import {
   type System,
 } from '@nixyard/core';
 import { createApp, type ApiDeps } from '../src/app.js';
+import { createOperatorApp } from '../src/operator-app.js';
 import type { BlobServing } from '../src/blobs.js';
 import { ContentCache, type ContentCacheOptions } from '../src/content-cache.js';
 import { ApiMetrics } from '../src/metrics.js';
@@ -227,9 +228,13 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     manifestTtlSeconds: TTL_SECONDS,
     metrics,
     logger,
-    admin,
-    readiness: async () => options.readiness ?? { ready: true, checks: { redis: 'ok', storage: 'ok' } },
-    statusPage,
+    operator: createOperatorApp({
+      metrics,
+      logger,
+      admin,
+      readiness: async () => options.readiness ?? { ready: true, checks: { redis: 'ok', storage: 'ok' } },
+      statusPage,
+    }),
     ...(options.blobServing ? { blobServing: options.blobServing } : {}),
   };
   const server: Server = createServer(createApp(deps)).listen(0, '127.0.0.1');

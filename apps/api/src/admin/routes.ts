@@ -9,7 +9,7 @@ import type { Prebuilds } from './prebuilds.js';
 
 export interface AdminDeps {
   token: string | undefined;
-  prebuilds: Prebuilds;
+  prebuilds: Pick<Prebuilds, 'submit' | 'list' | 'get' | 'cancel'>;
   logger: Logger;
 }
 

@@ -1,0 +1,80 @@
+// The API's Redis side, in one place: the build queues, live workers, prebuild batches, the farm's
+// status, and a health connection for /readyz. main.ts loads this module on first need (a cold
+// pull, /readyz, /metrics, the status page, the admin API), not at start-up: BullMQ and ioredis
+// are about half of what loading the API costs, in time and memory, and a replica that serves
+// warm pulls needs neither (docs/design.md §6, "Start-up").
+
+import { once } from 'node:events';
+import { READINESS_TIMEOUT_MS, redisConnectionOptions, type Config, type Storage, type System } from '@nixyard/core';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { Prebuilds } from './admin/prebuilds.js';
+import { BuildQueue } from './build-queue.js';
+import { FarmStatus } from './farm-status.js';
+import { LiveWorkers } from './live-workers.js';
+import type { SourceResolver } from './source-resolver.js';
+
+export interface FarmOptions {
+  config: Config;
+  /** NIXYARD_SYSTEMS with NIXYARD_INDEX_SYSTEMS: every system this API serves. */
+  systems: readonly System[];
+  storage: Storage;
+  resolver: SourceResolver;
+  logger: Logger;
+}
+
+export interface Farm {
+  builds: BuildQueue;
+  liveWorkers: LiveWorkers;
+  prebuilds: Prebuilds;
+  status: FarmStatus;
+  /** Redis PING on a connection that fails fast instead of queueing while Redis is away. */
+  ping(): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+export function connectFarm({ config, systems, storage, resolver, logger }: FarmOptions): Farm {
+  const connection = redisConnectionOptions(config.redis.url);
+  const redis = new Redis(connection);
+  const healthRedis = new Redis({ ...connection, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+  for (const client of [redis, healthRedis]) client.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+
+  const builds = new BuildQueue({
+    connection,
+    systems,
+    // Resolve, build and graph are each bounded by NIX_TIMEOUT; packing gets a minute on top.
+    waitTimeoutMs: (3 * config.nix.timeoutSeconds + 60) * 1000,
+    onError: (err) => logger.warn({ err }, 'queue connection error'),
+  });
+  const prebuilds = new Prebuilds({
+    redis,
+    connection,
+    storage,
+    builds,
+    resolver,
+    systems,
+    indexSystems: config.indexSystems,
+    manifestTtlSeconds: config.image.manifestTtlSeconds,
+    onError: (err) => logger.warn({ err }, 'flow producer connection error'),
+  });
+  const liveWorkers = new LiveWorkers(redis);
+  return {
+    builds,
+    liveWorkers,
+    prebuilds,
+    status: new FarmStatus(systems, builds, liveWorkers, prebuilds),
+    async ping() {
+      // The first check after the farm is loaded finds its connection still opening: wait for it
+      // (within the check's own deadline) rather than report Redis as down.
+      if (healthRedis.status === 'wait' || healthRedis.status === 'connecting' || healthRedis.status === 'connect') {
+        await once(healthRedis, 'ready', { signal: AbortSignal.timeout(READINESS_TIMEOUT_MS) });
+      }
+      return healthRedis.ping();
+    },
+    async close() {
+      await Promise.allSettled([builds.close(), prebuilds.close()]);
+      redis.disconnect();
+      healthRedis.disconnect();
+    },
+  };
+}
