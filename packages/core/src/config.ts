@@ -2,6 +2,7 @@
 // A wrong value must stop the process with one line that names the variable and what it expected,
 // not surface later as a confusing failure deep in a build. Names follow Nixery wherever Nixery has
 // the knob, so its users can switch. This module reads no process.env itself: callers pass it in.
+import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { displayValue, redactUrl } from './display.js';
@@ -26,6 +27,13 @@ export type StorageConfig =
 export interface Config {
   /** PORT: the API's HTTP port. */
   readonly port: number;
+  /** HOST: the address the API listens on; undefined means every interface. */
+  readonly host: string | undefined;
+  /**
+   * NIXYARD_SHUTDOWN_GRACE_SECONDS: how long a role may take to stop after SIGTERM before it exits
+   * anyway; undefined means the role's own default (SHUTDOWN_GRACE_DEFAULTS).
+   */
+  readonly shutdownGraceSeconds: number | undefined;
   /** LOG_LEVEL: a pino level. */
   readonly logLevel: LogLevel;
   /** NIXERY_CHANNEL | NIXERY_PKGS_REPO | NIXERY_PKGS_PATH. */
@@ -51,6 +59,8 @@ export interface Config {
     readonly concurrency: number;
     /** NIXYARD_WORKER_METRICS_PORT */
     readonly metricsPort: number;
+    /** NIXYARD_WORKER_METRICS_HOST: the address /metrics, /healthz and /readyz listen on; undefined means every interface. */
+    readonly metricsHost: string | undefined;
     /** NIXYARD_PACK_THREADS: threads that gzip layer blocks; undefined means one per core. */
     readonly packThreads: number | undefined;
   };
@@ -70,7 +80,19 @@ export interface Config {
     /** NIXYARD_CONTENT_CACHE_MB: the API's memory for manifests and hot blobs, in bytes (0: none). */
     readonly contentBytes: number;
   };
+  /** Admission control: how much build work clients can cause (docs/operations.md). */
+  readonly admission: {
+    /** NIXYARD_MAX_QUEUED_BUILDS: builds waiting per system beyond which a new cold pull gets 429. */
+    readonly maxQueuedBuilds: number;
+    /** NIXYARD_MAX_BUILDS_PER_CLIENT: cold builds in flight per client address (0: no limit). */
+    readonly maxBuildsPerClient: number;
+  };
   readonly proxy: {
+    /**
+     * NIXYARD_TRUSTED_PROXIES: addresses and CIDR ranges whose X-Forwarded-For is believed when
+     * telling clients apart; empty means the connection's own address, always.
+     */
+    readonly trustedProxies: readonly string[];
     /**
      * NIXYARD_BLOB_ACCEL_PREFIX: the proxy's internal location for the storage directory. With it,
      * blob GETs are answered with `X-Accel-Redirect: <prefix>blobs/sha256/<hex>` and the proxy sends
@@ -145,6 +167,22 @@ const bucketName = (raw: string) => {
 
 const nonBlank = (raw: string) => (/^[\x21-\x7e]+$/.test(raw) && !raw.startsWith('-') ? raw : undefined);
 const channelName = (raw: string) => (CHANNEL_PATTERN.test(raw) ? raw : undefined);
+/** An IP address or a host name (letters, digits, dots, hyphens). */
+const listenAddress = (raw: string) =>
+  isIP(raw) !== 0 || /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(raw) ? raw : undefined;
+
+/** A comma-separated list of IP addresses and CIDR ranges (address/prefix length). */
+const addressRanges = (raw: string): string[] | undefined => {
+  const items = raw.split(',').map((item) => item.trim());
+  for (const item of items) {
+    const [address, prefix, extra] = item.split('/');
+    const family = isIP(address ?? '');
+    if (family === 0 || extra !== undefined) return undefined;
+    if (prefix !== undefined && wholeNumber(0, family === 4 ? 32 : 128)(prefix) === undefined) return undefined;
+  }
+  return [...new Set(items)];
+};
+
 const adminToken = (raw: string) => (raw.length >= 16 && !/[\s\x00-\x1f\x7f]/.test(raw) ? raw : undefined);
 
 
@@ -177,6 +215,8 @@ function envVar<T>(expected: string, parse: (raw: string) => T | undefined, opti
 
 const EnvSchema = z.object({
   PORT: envVar('a port number from 1 to 65535', wholeNumber(1, 65535)),
+  HOST: envVar('an IP address or a host name', listenAddress),
+  NIXYARD_SHUTDOWN_GRACE_SECONDS: envVar('a whole number of seconds from 1 to 3600', wholeNumber(1, 3600)),
   LOG_LEVEL: envVar(`one of ${LOG_LEVELS.join(', ')}`, oneOf(LOG_LEVELS)),
 
   NIXERY_CHANNEL: envVar('a channel name such as nixos-unstable', channelName),
@@ -202,6 +242,10 @@ const EnvSchema = z.object({
   NIXYARD_INDEX_SYSTEMS: envVar(`a comma-separated list of ${SYSTEMS.join(', ')}`, systemList),
   NIXYARD_WORKER_CONCURRENCY: envVar('a whole number >= 1', wholeNumber(1)),
   NIXYARD_WORKER_METRICS_PORT: envVar('a port number from 1 to 65535', wholeNumber(1, 65535)),
+  NIXYARD_WORKER_METRICS_HOST: envVar('an IP address or a host name', listenAddress),
+  NIXYARD_MAX_QUEUED_BUILDS: envVar('a whole number >= 1', wholeNumber(1)),
+  NIXYARD_MAX_BUILDS_PER_CLIENT: envVar('a whole number >= 0 (0: no limit)', wholeNumber(0)),
+  NIXYARD_TRUSTED_PROXIES: envVar('a comma-separated list of IP addresses and CIDR ranges such as 10.0.0.0/8', addressRanges),
   NIXYARD_PACK_THREADS: envVar('a whole number from 1 to 256', wholeNumber(1, 256)),
   NIXYARD_MAX_LAYERS: envVar('a whole number from 2 to 125 (including the symlink layer)', wholeNumber(2, 125)),
   NIXYARD_GZIP_LEVEL: envVar('a whole number from 1 to 9', wholeNumber(1, 9)),
@@ -229,7 +273,12 @@ export const CONFIG_DEFAULTS = Object.freeze({
   gzipLevel: 5,
   manifestTtlSeconds: 300,
   contentCacheMb: 256,
+  maxQueuedBuilds: 100,
+  maxBuildsPerClient: 4,
 });
+
+/** Each role's NIXYARD_SHUTDOWN_GRACE_SECONDS when unset: a worker may be finishing a build. */
+export const SHUTDOWN_GRACE_DEFAULTS = Object.freeze({ api: 10, worker: 30 });
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
@@ -302,6 +351,8 @@ export function loadConfig(env: Env): Config {
 
   const config: Config = {
     port: e.PORT ?? CONFIG_DEFAULTS.port,
+    host: e.HOST,
+    shutdownGraceSeconds: e.NIXYARD_SHUTDOWN_GRACE_SECONDS,
     logLevel: e.LOG_LEVEL ?? CONFIG_DEFAULTS.logLevel,
     source,
     storage,
@@ -315,6 +366,7 @@ export function loadConfig(env: Env): Config {
     worker: {
       concurrency: e.NIXYARD_WORKER_CONCURRENCY ?? CONFIG_DEFAULTS.workerConcurrency,
       metricsPort: e.NIXYARD_WORKER_METRICS_PORT ?? CONFIG_DEFAULTS.workerMetricsPort,
+      metricsHost: e.NIXYARD_WORKER_METRICS_HOST,
       packThreads: e.NIXYARD_PACK_THREADS,
     },
     image: {
@@ -324,7 +376,11 @@ export function loadConfig(env: Env): Config {
     },
     admin: { token: e.NIXYARD_ADMIN_TOKEN },
     cache: { contentBytes: (e.NIXYARD_CONTENT_CACHE_MB ?? CONFIG_DEFAULTS.contentCacheMb) * 1024 * 1024 },
-    proxy: { blobAccelPrefix: e.NIXYARD_BLOB_ACCEL_PREFIX },
+    admission: {
+      maxQueuedBuilds: e.NIXYARD_MAX_QUEUED_BUILDS ?? CONFIG_DEFAULTS.maxQueuedBuilds,
+      maxBuildsPerClient: e.NIXYARD_MAX_BUILDS_PER_CLIENT ?? CONFIG_DEFAULTS.maxBuildsPerClient,
+    },
+    proxy: { trustedProxies: e.NIXYARD_TRUSTED_PROXIES ?? [], blobAccelPrefix: e.NIXYARD_BLOB_ACCEL_PREFIX },
   };
   return deepFreeze(config);
 }

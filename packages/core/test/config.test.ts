@@ -20,6 +20,8 @@ describe('loadConfig', () => {
   it('fills in defaults', () => {
     assert.deepEqual(loadConfig(minimal), {
       port: 8080,
+      host: undefined,
+      shutdownGraceSeconds: undefined,
       logLevel: 'info',
       source: { kind: 'channel', channel: 'nixos-unstable' },
       storage: { backend: 'filesystem', path: '/var/lib/nixyard' },
@@ -27,17 +29,20 @@ describe('loadConfig', () => {
       redis: { url: 'redis://127.0.0.1:6379' },
       systems: ['x86_64-linux'],
       indexSystems: undefined,
-      worker: { concurrency: 1, metricsPort: 9091, packThreads: undefined },
+      worker: { concurrency: 1, metricsPort: 9091, metricsHost: undefined, packThreads: undefined },
       image: { maxLayers: 95, gzipLevel: 5, manifestTtlSeconds: 300 },
       admin: { token: undefined },
       cache: { contentBytes: 256 * 1024 * 1024 },
-      proxy: { blobAccelPrefix: undefined },
+      admission: { maxQueuedBuilds: 100, maxBuildsPerClient: 4 },
+      proxy: { trustedProxies: [], blobAccelPrefix: undefined },
     });
   });
 
   it('reads every variable', () => {
     const config = loadConfig({
       PORT: '9000',
+      HOST: '127.0.0.1',
+      NIXYARD_SHUTDOWN_GRACE_SECONDS: '25',
       LOG_LEVEL: 'debug',
       NIXERY_PKGS_REPO: 'https://example.org/nixpkgs.git',
       NIXERY_STORAGE_BACKEND: 's3',
@@ -53,6 +58,10 @@ describe('loadConfig', () => {
       NIXYARD_INDEX_SYSTEMS: 'aarch64-linux',
       NIXYARD_WORKER_CONCURRENCY: '4',
       NIXYARD_WORKER_METRICS_PORT: '9200',
+      NIXYARD_WORKER_METRICS_HOST: 'worker-1.internal',
+      NIXYARD_MAX_QUEUED_BUILDS: '20',
+      NIXYARD_MAX_BUILDS_PER_CLIENT: '0',
+      NIXYARD_TRUSTED_PROXIES: '172.28.0.0/16, 10.1.2.3,fd00::/8',
       NIXYARD_PACK_THREADS: '3',
       NIXYARD_MAX_LAYERS: '2',
       NIXYARD_GZIP_LEVEL: '9',
@@ -62,6 +71,8 @@ describe('loadConfig', () => {
     });
     assert.deepEqual(config, {
       port: 9000,
+      host: '127.0.0.1',
+      shutdownGraceSeconds: 25,
       logLevel: 'debug',
       source: { kind: 'git', url: 'https://example.org/nixpkgs.git' },
       storage: {
@@ -76,11 +87,12 @@ describe('loadConfig', () => {
       redis: { url: 'rediss://user:pw@redis.internal:6380/2' },
       systems: ['x86_64-linux', 'aarch64-linux'],
       indexSystems: ['aarch64-linux'],
-      worker: { concurrency: 4, metricsPort: 9200, packThreads: 3 },
+      worker: { concurrency: 4, metricsPort: 9200, metricsHost: 'worker-1.internal', packThreads: 3 },
       image: { maxLayers: 2, gzipLevel: 9, manifestTtlSeconds: 0 },
       admin: { token: 'a'.repeat(16) },
       cache: { contentBytes: 0 },
-      proxy: { blobAccelPrefix: undefined },
+      admission: { maxQueuedBuilds: 20, maxBuildsPerClient: 0 },
+      proxy: { trustedProxies: ['172.28.0.0/16', '10.1.2.3', 'fd00::/8'], blobAccelPrefix: undefined },
     });
   });
 
@@ -112,6 +124,16 @@ describe('loadConfig', () => {
   // [variable, bad value, text the message must contain]
   const bad: Array<[string, string, string]> = [
     ['PORT', '0', 'port number'],
+    ['HOST', 'not a host!', 'IP address or a host name'],
+    ['HOST', '-leading.example', 'IP address or a host name'],
+    ['NIXYARD_WORKER_METRICS_HOST', '10.0.0.1:9091', 'IP address or a host name'],
+    ['NIXYARD_SHUTDOWN_GRACE_SECONDS', '0', 'seconds from 1 to 3600'],
+    ['NIXYARD_MAX_QUEUED_BUILDS', '0', 'whole number >= 1'],
+    ['NIXYARD_MAX_BUILDS_PER_CLIENT', '-1', 'whole number >= 0'],
+    ['NIXYARD_TRUSTED_PROXIES', '10.0.0.0/33', 'CIDR ranges'],
+    ['NIXYARD_TRUSTED_PROXIES', 'proxy.internal', 'CIDR ranges'],
+    ['NIXYARD_TRUSTED_PROXIES', '10.0.0.1,,10.0.0.2', 'CIDR ranges'],
+    ['NIXYARD_TRUSTED_PROXIES', '10.0.0.0/8/1', 'CIDR ranges'],
     ['PORT', '65536', 'port number'],
     ['PORT', '80x', 'port number'],
     ['PORT', ' 80', 'port number'],
