@@ -13,6 +13,7 @@ export function sendRegistryError(res: ServerResponse, error: RegistryError, hea
   res.setHeader('Content-Type', 'application/json');
   res.setHeader('Content-Length', Buffer.byteLength(body));
   if (error.code === 'UNSUPPORTED' && error.status === 405) res.setHeader('Allow', 'GET, HEAD');
+  if (error.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(error.retryAfterSeconds));
   res.end(head ? undefined : body);
 }
 

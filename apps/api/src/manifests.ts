@@ -13,6 +13,7 @@
 // index with one manifest per system; other clients get the first system's manifest.
 
 import {
+  HEARTBEAT_INTERVAL_MS,
   INDEX_MEDIA_TYPES,
   MANIFEST_MEDIA_TYPES,
   RegistryError,
@@ -115,7 +116,8 @@ async function manifestRecordFor(deps: ManifestDeps, spec: ImageSpec, resolved: 
   deps.metrics.manifestRequests.inc({ cache: 'miss' });
   await refuseKnownUnknowns(deps, job);
   if ((await deps.liveWorkers.count(spec.system)) === 0) {
-    throw new RegistryError('UNAVAILABLE', `no worker builds ${spec.system} images right now; try again later`, { system: spec.system });
+    // A worker that starts announces itself at once, and a live one every HEARTBEAT_INTERVAL_MS.
+    throw new RegistryError('UNAVAILABLE', `no worker builds ${spec.system} images right now; try again later`, { system: spec.system }, { retryAfterSeconds: HEARTBEAT_INTERVAL_MS / 1000 });
   }
   await deps.builds.build(job);
   const built = await deps.records.read(job.imageKey);

@@ -55,6 +55,8 @@ interface ErrorCase extends ExpectedError {
   logged?: boolean;
   /** The message names the request's method, so a HEAD's length differs. */
   namesMethod?: boolean;
+  /** The Retry-After header, for errors a retry may get past. */
+  retryAfter?: string;
 }
 
 const failure = (f: BuildFailure) => (registry: TestRegistry) => {
@@ -352,6 +354,7 @@ const CASES: ErrorCase[] = [
     message: 'no worker builds x86_64-linux images right now; try again later',
     detail: { system: 'x86_64-linux' },
     logged: true,
+    retryAfter: '5',
   },
   {
     name: 'no live worker for one of the index systems, for a client that accepts an index',
@@ -367,6 +370,7 @@ const CASES: ErrorCase[] = [
     message: 'no worker builds aarch64-linux images right now; try again later',
     detail: { system: 'aarch64-linux' },
     logged: true,
+    retryAfter: '5',
   },
 
   // UNKNOWN 500: typed build failures, a build that stored nothing, anything unexpected.
@@ -483,6 +487,7 @@ describe('each error over HTTP', () => {
         const get = await registry.request(method, c.path, { 'x-request-id': 'error-case', ...c.headers });
         assertRegistryError(get, expected, c.name);
         assert.equal(get.headers['allow'], c.code === 'UNSUPPORTED' ? 'GET, HEAD' : undefined);
+        assert.equal(get.headers['retry-after'], c.retryAfter, 'Retry-After');
         assert.equal(registry.builds.jobs.length, c.jobs ?? 0, 'build jobs');
 
         const failures = registry.logs.filter((l) => l.msg === 'request failed');

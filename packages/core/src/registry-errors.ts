@@ -34,17 +34,28 @@ export interface RegistryErrorBody {
   errors: Array<{ code: RegistryErrorCode; message: string; detail: JsonValue }>;
 }
 
+export interface RegistryErrorOptions {
+  cause?: unknown;
+  /**
+   * When a retry may succeed, in whole seconds: sent as `Retry-After` (RFC 9110) with 429 and 503,
+   * which clients such as containerd and skopeo honour instead of failing the pull at once.
+   */
+  retryAfterSeconds?: number;
+}
+
 export class RegistryError extends Error {
   override readonly name = 'RegistryError';
   readonly code: RegistryErrorCode;
   readonly status: number;
   readonly detail: JsonValue;
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: RegistryErrorCode, message: string, detail: JsonValue = null, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: RegistryErrorCode, message: string, detail: JsonValue = null, options: RegistryErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = REGISTRY_ERROR_STATUS[code];
     this.detail = detail;
+    this.retryAfterSeconds = options.retryAfterSeconds === undefined ? undefined : Math.max(1, Math.ceil(options.retryAfterSeconds));
   }
 
   /** The response body the distribution spec prescribes: `{"errors":[{code,message,detail}]}`. */
