@@ -1,11 +1,15 @@
 // Storage maintenance through the CLI against a farm's real storage: `nixyard gc` sweeps what no
 // manifest uses and nothing else; `nixyard fsck` finds altered and missing blobs, and `--repair`
-// makes the affected images rebuild on their next pull.
+// makes the affected images rebuild on their next pull. A writer killed mid-blob leaves its temp
+// file, which fsck reports once older than the grace period and gc removes; both need only the
+// storage settings.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
 import { ManifestRecordSchema, buildJobFor, manifestRecordKey, parseImageName, PATH_REVISION, type ManifestRecord } from '@nixyard/core';
 import { BUNDLED_SET, REPO_ROOT } from '../helpers/bundled-set.js';
@@ -20,9 +24,9 @@ after(async () => {
   await stack?.stop();
 });
 
-function nixyard(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function nixyard(args: string[], env: NodeJS.ProcessEnv = stack.env): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(NIXYARD, args, { env: stack.env }, (error, stdout, stderr) => {
+    execFile(NIXYARD, args, { env }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
     });
   });
@@ -100,4 +104,119 @@ test('fsck finds an altered blob and a manifest whose layer was deleted; --repai
   assert.ok(await pulls('shell/hello'), 'rebuilt');
   assert.ok(await pulls('shell/jq'), 'rebuilt');
   assert.equal((await nixyard(['fsck'])).code, 0);
+});
+
+const MiB = 1024 * 1024;
+
+/**
+ * A process of its own streaming a random blob into the stack's storage through the filesystem
+ * backend, as a worker packing a layer does. It writes at most 512 MiB and then waits (still
+ * mid-write), so however late it is killed, the disk is spared.
+ */
+const WRITER = `
+const { FilesystemStorage } = await import(process.env.CORE_URL);
+const { randomBytes } = await import('node:crypto');
+async function* layer() {
+  for (let i = 0; i < 2048; i++) {
+    yield randomBytes(256 * 1024);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await new Promise(() => setInterval(() => undefined, 60_000));
+}
+await new FilesystemStorage(process.env.STORAGE_PATH).writeBlob(layer());
+`;
+
+const tmpDir = () => join(stack.storagePath, 'tmp');
+const tmpNames = () => (existsSync(tmpDir()) ? readdirSync(tmpDir()) : []);
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+test('a writer killed mid-blob leaves a temp file: fsck reports it once past the grace period, gc removes it, every blob stays sound', async () => {
+  const before = new Set(tmpNames());
+  const writer = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', WRITER], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, CORE_URL: pathToFileURL(join(REPO_ROOT, 'packages/core/src/index.ts')).href, STORAGE_PATH: stack.storagePath },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => writer.once('exit', (_code, signal) => resolve(signal)));
+  let name: string | undefined;
+  try {
+    const deadline = Date.now() + 60_000;
+    while (name === undefined || statSync(join(tmpDir(), name)).size < 24 * MiB) {
+      assert.equal(writer.exitCode, null, 'the writer is still writing');
+      assert.ok(Date.now() < deadline, 'the writer wrote 24 MiB within a minute');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      name ??= tmpNames().find((n) => !before.has(n));
+    }
+  } finally {
+    writer.kill('SIGKILL');
+  }
+  assert.equal(await exited, 'SIGKILL');
+  const path = join(tmpDir(), name);
+  const size = statSync(path).size;
+  assert.ok(size >= 24 * MiB && size <= 512 * MiB, `${size} bytes left behind`);
+
+  // Young: maybe a write in progress. Reported by nothing, removed by nothing.
+  const young = await nixyard(['fsck', '--repair']);
+  assert.equal(young.code, 0, young.stdout + young.stderr);
+  assert.doesNotMatch(young.stdout, new RegExp(name));
+  const keep = await nixyard(['gc', '--json']);
+  assert.equal(keep.code, 0, keep.stderr);
+  const kept = JSON.parse(keep.stdout) as { temporary: unknown[]; keptYoungTemporary: number };
+  assert.deepEqual(kept.temporary, []);
+  assert.ok(kept.keptYoungTemporary >= 1);
+  assert.ok(existsSync(path), 'a young temp file is never touched');
+
+  // A day and an hour later (its mtime set back, rather than waiting).
+  const lastWritten = new Date(Date.now() - 25 * 3600_000);
+  utimesSync(path, lastWritten, lastWritten);
+  const mib = (size / MiB).toFixed(1);
+  const check = await nixyard(['fsck']);
+  assert.equal(check.code, 1, 'problems found: ' + check.stdout + check.stderr);
+  assert.match(check.stdout, new RegExp(`^stale temporary tmp/${name} ${mib} MiB, last written 25h ago$`, 'm'));
+  assert.match(check.stdout, new RegExp(`^1 temporary items older than the grace period hold ${mib} MiB; the oldest was last written 25h ago`, 'm'));
+  const json = JSON.parse((await nixyard(['fsck', '--json'])).stdout) as { staleTemporary: Array<{ location: string; size: number }>; staleTemporaryBytes: number; oldestTemporaryAgeSeconds: number };
+  assert.deepEqual(json.staleTemporary.map((item) => [item.location, item.size]), [[`tmp/${name}`, size]]);
+  assert.equal(json.staleTemporaryBytes, size);
+  assert.ok(Math.abs(json.oldestTemporaryAgeSeconds - 25 * 3600) < 60, String(json.oldestTemporaryAgeSeconds));
+  assert.ok((await nixyard(['fsck', '--grace', '26h'])).code === 0, 'within a longer grace period it is no problem');
+
+  const dry = await nixyard(['gc', '--dry-run']);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, new RegExp(`^would delete temporary tmp/${name} ${mib} MiB`, 'm'));
+  assert.ok(existsSync(path), 'a dry run deletes nothing');
+
+  const gc = await nixyard(['gc', '--json']);
+  assert.equal(gc.code, 0, gc.stderr);
+  const report = JSON.parse(gc.stdout) as { swept: unknown[]; temporary: Array<{ location: string; size: number }>; temporaryBytes: number };
+  assert.deepEqual(report.temporary.map((item) => [item.location, item.size]), [[`tmp/${name}`, size]]);
+  assert.equal(report.temporaryBytes, size);
+  assert.deepEqual(report.swept, [], 'every blob is younger than the grace period or in use');
+  assert.equal(existsSync(path), false, 'gc removed it');
+  assert.equal((await nixyard(['fsck'])).code, 0, 'clean again');
+
+  const blobDir = join(stack.storagePath, 'blobs', 'sha256');
+  const blobs = readdirSync(blobDir);
+  assert.ok(blobs.length > 0);
+  for (const blob of blobs) assert.equal(await sha256File(join(blobDir, blob)), blob, `blob ${blob} hashes to its name`);
+  assert.ok(await pulls('shell/hello'), 'the farm still serves');
+});
+
+test('fsck and gc run with the storage settings only: no package source, no role settings', async () => {
+  const base = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  assert.equal(stack.env.NIXERY_PKGS_PATH !== undefined, true, 'the farm itself has a package source');
+  const fsck = await nixyard(['fsck'], { ...base, STORAGE_PATH: stack.storagePath });
+  assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
+  assert.match(fsck.stdout, /checked \d+ of \d+ blobs: no problems/);
+  // gc asks Redis whether builds are in flight, so it takes REDIS_URL as well.
+  const gc = await nixyard(['gc', '--dry-run'], { ...base, STORAGE_PATH: stack.storagePath, REDIS_URL: stack.redis.url });
+  assert.equal(gc.code, 0, gc.stdout + gc.stderr);
+  assert.match(gc.stdout, /manifests keep \d+ blobs/);
+  const none = await nixyard(['fsck'], base);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /^nixyard: STORAGE_PATH: expected an absolute path/);
 });

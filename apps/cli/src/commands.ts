@@ -9,7 +9,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ConfigError, isAdminErrorCode, isSettled, type PrebuildBatch } from '@nixyard/core';
+import { ConfigError, DEFAULT_GRACE_SECONDS, isAdminErrorCode, isSettled, type PrebuildBatch } from '@nixyard/core';
 import { AdminClient, ApiError, ConnectionError, DEFAULT_URL } from './admin-client.js';
 import { listProblems, parseImageList, type ImageLine } from './image-list.js';
 import { fsckCommand, gcCommand, parseDuration, type FsckCommandOptions, type GcCommandOptions } from './maintenance.js';
@@ -154,17 +154,32 @@ function buildProgram(io: Io, out: (line?: string) => void, setExit: (code: numb
 
   program
     .command('gc')
-    .description('delete blobs that no manifest uses (storage from STORAGE_PATH / S3_*, as the workers have it)')
-    .addOption(new Option('--grace <duration>', 'keep unreferenced blobs younger than this (24h, 30m, 90s, 0)').argParser(durationArg).default(86_400, '24h'))
+    .description(
+      'delete blobs that no manifest uses, and temporary files (tmp/, incomplete S3 uploads) that writers which died left behind ' +
+        '(storage from STORAGE_PATH / S3_*, as the workers have it; REDIS_URL and NIXYARD_SYSTEMS to see builds in flight)',
+    )
+    .addOption(
+      new Option('--grace <duration>', 'keep unreferenced blobs and temporary files written more recently than this (24h, 30m, 90s, 0)')
+        .argParser(durationArg)
+        .default(DEFAULT_GRACE_SECONDS, '24h'),
+    )
     .option('--dry-run', 'print what would be deleted, with sizes, and delete nothing', false)
     .option('--json', 'print the report as JSON')
     .action(async (options: GcCommandOptions) => setExit(await gcCommand(io.env, options, out)));
 
   program
     .command('fsck')
-    .description("re-hash blobs and check every manifest's blobs exist; exit 1 on a problem")
+    .description(
+      "re-hash blobs, check every manifest's blobs exist and report temporary files older than the grace period " +
+        '(storage from STORAGE_PATH / S3_*); exit 1 on a problem',
+    )
     .addOption(new Option('--sample <n>', 're-hash only n blobs chosen at random').argParser(count))
-    .option('--repair', 'remove corrupt blobs and the records that name missing or corrupt blobs, so they are rebuilt', false)
+    .addOption(
+      new Option('--grace <duration>', 'report temporary files written longer ago than this; younger ones may be writes in progress')
+        .argParser(durationArg)
+        .default(DEFAULT_GRACE_SECONDS, '24h'),
+    )
+    .option('--repair', 'remove corrupt blobs, the records that name missing or corrupt blobs (so they are rebuilt) and the stale temporary files', false)
     .option('--json', 'print the report as JSON')
     .action(async (options: FsckCommandOptions) => setExit(await fsckCommand(io.env, options, out)));
 

@@ -1,10 +1,21 @@
 // `nixyard gc` and `nixyard fsck`: storage maintenance. They work on storage directly (not through
-// the API), configured by the same environment as the API and the workers (STORAGE_PATH or S3_*,
-// REDIS_URL, ...), so an operator runs them where a worker runs. The algorithms live in
-// @nixyard/core (maintenance/); this module only wires and prints.
+// the API), configured by the storage variables the API and the workers have (STORAGE_PATH or
+// S3_*; gc also REDIS_URL and NIXYARD_SYSTEMS, to refuse to collect a build's layers while it runs)
+// and nothing else (loadMaintenanceConfig), so an operator can run them wherever storage is
+// reachable. The algorithms live in @nixyard/core (maintenance/); this module only wires and prints.
 
 import { Queue } from 'bullmq';
-import { IN_FLIGHT_STATES, checkStorage, collectGarbage, loadConfig, openStorage, buildQueueName, redisConnectionOptions, type Config } from '@nixyard/core';
+import {
+  IN_FLIGHT_STATES,
+  checkStorage,
+  collectGarbage,
+  loadMaintenanceConfig,
+  openStorage,
+  buildQueueName,
+  redisConnectionOptions,
+  type MaintenanceConfig,
+  type TemporaryItem,
+} from '@nixyard/core';
 
 const DURATION = /^(\d+)(s|m|h|d)?$/;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
@@ -26,8 +37,22 @@ function humanBytes(n: number): string {
   return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
+/** `90s`, `45m`, `30h`, `3d`: how long ago, in the unit that reads best. */
+export function humanAge(seconds: number): string {
+  if (seconds < 120) return `${Math.floor(seconds)}s`;
+  if (seconds < 120 * 60) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 48 * 3600) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86_400)}d`;
+}
+
+/** A temporary item as one line's words: `tmp/123-ab 22.0 MiB, last written 3h ago`. */
+function describeTemporary(item: TemporaryItem, now: Date): string {
+  const what = item.uploadId === undefined ? item.location : `${item.location} (incomplete multipart upload ${item.uploadId})`;
+  return `${what} ${humanBytes(item.size)}, last written ${humanAge((now.getTime() - item.modified.getTime()) / 1000)} ago`;
+}
+
 /** Whether any build job is waiting or running on any system's queue. */
-async function buildsInFlight(config: Config): Promise<boolean> {
+async function buildsInFlight(config: MaintenanceConfig): Promise<boolean> {
   const systems = [...new Set([...config.systems, ...(config.indexSystems ?? [])])];
   for (const system of systems) {
     const queue = new Queue(buildQueueName(system), { connection: { ...redisConnectionOptions(config.redis.url), maxRetriesPerRequest: 1 } });
@@ -48,11 +73,13 @@ export interface GcCommandOptions {
 }
 
 export async function gcCommand(env: NodeJS.ProcessEnv, options: GcCommandOptions, out: (line?: string) => void): Promise<number> {
-  const config = loadConfig(env);
+  const config = loadMaintenanceConfig(env);
+  const now = new Date();
   const report = await collectGarbage(openStorage(config.storage), {
     graceSeconds: options.grace,
     dryRun: options.dryRun,
     buildsInFlight: await buildsInFlight(config),
+    now,
   });
   if (options.json) {
     out(JSON.stringify({ dryRun: options.dryRun, ...report }, null, 2));
@@ -60,9 +87,14 @@ export async function gcCommand(env: NodeJS.ProcessEnv, options: GcCommandOption
   }
   const verb = options.dryRun ? 'would delete' : 'deleted';
   for (const blob of report.swept) out(`${verb} ${blob.digest} ${humanBytes(blob.size)}`);
+  for (const item of report.temporary) out(`${verb} temporary ${describeTemporary(item, now)}`);
   out(
     `${report.manifests} manifests keep ${report.markedBlobs} blobs; ${verb} ${report.swept.length} blobs (${humanBytes(report.sweptBytes)}) ` +
       `and ${report.layerRecords.length} layer records; kept ${report.keptYoung} unreferenced blobs younger than the grace period`,
+  );
+  out(
+    `${verb} ${report.temporary.length} temporary items (${humanBytes(report.temporaryBytes)}) older than the grace period; ` +
+      `kept ${report.keptYoungTemporary} younger ones (writes in progress)`,
   );
   return 0;
 }
@@ -70,13 +102,21 @@ export async function gcCommand(env: NodeJS.ProcessEnv, options: GcCommandOption
 export interface FsckCommandOptions {
   sample?: number;
   repair: boolean;
+  /** Seconds: temporary items last written longer ago are reported (and removed by --repair). */
+  grace: number;
   json?: boolean;
 }
 
 /** Exit 0 when storage is sound (or was repaired), 1 when problems were found and left. */
 export async function fsckCommand(env: NodeJS.ProcessEnv, options: FsckCommandOptions, out: (line?: string) => void): Promise<number> {
-  const config = loadConfig(env);
-  const report = await checkStorage(openStorage(config.storage), { repair: options.repair, ...(options.sample !== undefined ? { sample: options.sample } : {}) });
+  const config = loadMaintenanceConfig(env);
+  const now = new Date();
+  const report = await checkStorage(openStorage(config.storage), {
+    repair: options.repair,
+    graceSeconds: options.grace,
+    now,
+    ...(options.sample !== undefined ? { sample: options.sample } : {}),
+  });
   if (options.json) out(JSON.stringify(report, null, 2));
   else {
     for (const digest of report.corruptBlobs) out(`corrupt blob ${digest}: its bytes do not hash to its name`);
@@ -85,9 +125,19 @@ export async function fsckCommand(env: NodeJS.ProcessEnv, options: FsckCommandOp
       out(`broken manifest record ${m.key}: ${why.length > 0 ? why.join(', ') : 'unreadable'}`);
     }
     for (const key of report.brokenLayerRecords) out(`broken layer record ${key}`);
+    for (const item of report.staleTemporary) out(`stale temporary ${describeTemporary(item, now)}`);
+    if (report.oldestTemporaryAgeSeconds !== undefined) {
+      out(
+        `${report.staleTemporary.length} temporary items older than the grace period hold ${humanBytes(report.staleTemporaryBytes)}; ` +
+          `the oldest was last written ${humanAge(report.oldestTemporaryAgeSeconds)} ago (left by writers that died; nixyard gc removes them)`,
+      );
+    }
     out(`checked ${report.hashed} of ${report.blobs} blobs: ${report.ok ? 'no problems' : 'problems found'}`);
     if (options.repair && !report.ok) {
-      out(`repaired: removed ${report.repaired.blobs} blobs, ${report.repaired.manifestRecords} manifest records and ${report.repaired.layerRecords} layer records; they are rebuilt on the next pull`);
+      out(
+        `repaired: removed ${report.repaired.blobs} blobs, ${report.repaired.manifestRecords} manifest records, ${report.repaired.layerRecords} layer records ` +
+          `and ${report.repairedTemporary.items} temporary items (${humanBytes(report.repairedTemporary.bytes)}); images are rebuilt on the next pull`,
+      );
     }
   }
   return report.ok || options.repair ? 0 : 1;

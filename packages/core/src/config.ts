@@ -288,24 +288,61 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** `env` without empty values: they count as unset (`FOO=` in an env file, compose's `${FOO}` of an unset variable). */
+function presentValues(env: Env): Record<string, string> {
+  const present: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (typeof value === 'string' && value !== '') present[key] = value;
+  }
+  return present;
+}
+
+/** One `VARIABLE: expected ..., got ...` line per value a schema refused. */
+function schemaProblems(error: z.ZodError): string[] {
+  return error.issues.map((issue) => `${issue.path.map(String).join('.')}: ${issue.message}`);
+}
+
+/** What the chosen storage backend requires and is missing; checked on presence alone. */
+function storageProblems(present: Record<string, string>): string[] {
+  const backendRaw = present.NIXERY_STORAGE_BACKEND ?? CONFIG_DEFAULTS.storageBackend;
+  const problems: string[] = [];
+  if (backendRaw === 'filesystem' && present.STORAGE_PATH === undefined) {
+    problems.push('STORAGE_PATH: expected an absolute path (required by the filesystem storage backend), got nothing');
+  }
+  if (backendRaw === 's3' && present.S3_BUCKET === undefined) {
+    problems.push('S3_BUCKET: expected a bucket name (required by the s3 storage backend), got nothing');
+  }
+  return problems;
+}
+
+/** The variables that choose and configure storage, as EnvSchema parses them. */
+type StorageEnv = Pick<
+  z.output<typeof EnvSchema>,
+  'NIXERY_STORAGE_BACKEND' | 'STORAGE_PATH' | 'S3_BUCKET' | 'S3_ENDPOINT' | 'AWS_REGION' | 'S3_FORCE_PATH_STYLE' | 'S3_USE_PRESIGNED_URLS'
+>;
+
+/** The storage configuration of parsed variables that passed storageProblems. */
+function storageConfigOf(e: StorageEnv): StorageConfig {
+  return (e.NIXERY_STORAGE_BACKEND ?? CONFIG_DEFAULTS.storageBackend) === 's3'
+    ? {
+        backend: 's3',
+        bucket: e.S3_BUCKET as string,
+        endpoint: e.S3_ENDPOINT,
+        region: e.AWS_REGION ?? CONFIG_DEFAULTS.awsRegion,
+        forcePathStyle: e.S3_FORCE_PATH_STYLE ?? CONFIG_DEFAULTS.s3ForcePathStyle,
+        usePresignedUrls: e.S3_USE_PRESIGNED_URLS ?? CONFIG_DEFAULTS.s3UsePresignedUrls,
+      }
+    : { backend: 'filesystem', path: e.STORAGE_PATH as string };
+}
+
 /**
  * Reads and validates the whole configuration from `env` (pass `process.env`). An empty string
  * counts as unset. Throws ConfigError listing every problem on one line. The result is deeply frozen.
  */
 export function loadConfig(env: Env): Config {
-  // Empty values count as unset (`FOO=` in an env file or compose `${FOO}` of an unset variable).
-  const present: Record<string, string> = {};
-  for (const [key, value] of Object.entries(env)) {
-    if (typeof value === 'string' && value !== '') present[key] = value;
-  }
-
-  const problems: string[] = [];
+  const present = presentValues(env);
   const parsed = EnvSchema.safeParse(present);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      problems.push(`${issue.path.map(String).join('.')}: ${issue.message}`);
-    }
-  }
+  const problems = parsed.success ? [] : schemaProblems(parsed.error);
 
   // Cross-variable rules are checked on presence alone, so they are reported alongside field errors.
   const setSources = SOURCE_VARS.filter((name) => present[name] !== undefined);
@@ -317,15 +354,10 @@ export function loadConfig(env: Env): Config {
     );
   }
   const backendRaw = present.NIXERY_STORAGE_BACKEND ?? CONFIG_DEFAULTS.storageBackend;
-  if (backendRaw === 'filesystem' && present.STORAGE_PATH === undefined) {
-    problems.push('STORAGE_PATH: expected an absolute path (required by the filesystem storage backend), got nothing');
-  }
   if (backendRaw !== 'filesystem' && present.NIXYARD_BLOB_ACCEL_PREFIX !== undefined) {
     problems.push('NIXYARD_BLOB_ACCEL_PREFIX: only works with the filesystem storage backend (S3 serves blobs through presigned URLs)');
   }
-  if (backendRaw === 's3' && present.S3_BUCKET === undefined) {
-    problems.push('S3_BUCKET: expected a bucket name (required by the s3 storage backend), got nothing');
-  }
+  problems.push(...storageProblems(present));
 
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const e = parsed.data;
@@ -337,17 +369,7 @@ export function loadConfig(env: Env): Config {
         ? { kind: 'git', url: e.NIXERY_PKGS_REPO }
         : { kind: 'path', path: e.NIXERY_PKGS_PATH as string };
 
-  const storage: StorageConfig =
-    (e.NIXERY_STORAGE_BACKEND ?? CONFIG_DEFAULTS.storageBackend) === 's3'
-      ? {
-          backend: 's3',
-          bucket: e.S3_BUCKET as string,
-          endpoint: e.S3_ENDPOINT,
-          region: e.AWS_REGION ?? CONFIG_DEFAULTS.awsRegion,
-          forcePathStyle: e.S3_FORCE_PATH_STYLE ?? CONFIG_DEFAULTS.s3ForcePathStyle,
-          usePresignedUrls: e.S3_USE_PRESIGNED_URLS ?? CONFIG_DEFAULTS.s3UsePresignedUrls,
-        }
-      : { backend: 'filesystem', path: e.STORAGE_PATH as string };
+  const storage = storageConfigOf(e);
 
   const config: Config = {
     port: e.PORT ?? CONFIG_DEFAULTS.port,
@@ -397,4 +419,51 @@ export function loadConfigOrExit(role: string, env: Env = process.env): Config {
     process.stderr.write(`nixyard ${role}: ${err.message}\n`);
     process.exit(2);
   }
+}
+
+/** What `nixyard gc` and `nixyard fsck` need: storage, and for gc the Redis and systems of the build queues. */
+export interface MaintenanceConfig {
+  /** NIXERY_STORAGE_BACKEND, STORAGE_PATH, S3_*, AWS_REGION. */
+  readonly storage: StorageConfig;
+  readonly redis: {
+    /** REDIS_URL */
+    readonly url: string;
+  };
+  /** NIXYARD_SYSTEMS */
+  readonly systems: readonly System[];
+  /** NIXYARD_INDEX_SYSTEMS */
+  readonly indexSystems: readonly System[] | undefined;
+}
+
+/** The variables maintenance reads, with loadConfig's parsers and messages; every other one is ignored. */
+const MaintenanceEnvSchema = EnvSchema.pick({
+  NIXERY_STORAGE_BACKEND: true,
+  STORAGE_PATH: true,
+  S3_BUCKET: true,
+  S3_ENDPOINT: true,
+  AWS_REGION: true,
+  S3_FORCE_PATH_STYLE: true,
+  S3_USE_PRESIGNED_URLS: true,
+  REDIS_URL: true,
+  NIXYARD_SYSTEMS: true,
+  NIXYARD_INDEX_SYSTEMS: true,
+});
+
+/**
+ * Like loadConfig, for storage maintenance (gc, fsck), which runs where an operator is, not as a
+ * role: it reads and checks only the storage variables, REDIS_URL and the systems, so no package
+ * source or role setting is needed. Same defaults, same one-line ConfigError; deeply frozen.
+ */
+export function loadMaintenanceConfig(env: Env): MaintenanceConfig {
+  const present = presentValues(env);
+  const parsed = MaintenanceEnvSchema.safeParse(present);
+  const problems = [...(parsed.success ? [] : schemaProblems(parsed.error)), ...storageProblems(present)];
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const e = parsed.data;
+  return deepFreeze({
+    storage: storageConfigOf(e),
+    redis: { url: e.REDIS_URL ?? CONFIG_DEFAULTS.redisUrl },
+    systems: e.NIXYARD_SYSTEMS ?? [...CONFIG_DEFAULTS.systems],
+    indexSystems: e.NIXYARD_INDEX_SYSTEMS,
+  });
 }

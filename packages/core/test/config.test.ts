@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, type Env } from '../src/index.js';
+import { ConfigError, loadConfig, loadMaintenanceConfig, type Env } from '../src/index.js';
 
 const minimal: Env = { NIXERY_CHANNEL: 'nixos-unstable', STORAGE_PATH: '/var/lib/nixyard' };
 
@@ -271,5 +271,76 @@ describe('loadConfig', () => {
     assert.deepEqual(loadConfig({ ...minimal, NIXYARD_SYSTEMS: 'aarch64-linux,aarch64-linux' }).systems, [
       'aarch64-linux',
     ]);
+  });
+});
+
+describe('loadMaintenanceConfig', () => {
+  /** The one-line message loadMaintenanceConfig throws for `env`. */
+  function maintenanceFailure(env: Env): string {
+    try {
+      loadMaintenanceConfig(env);
+    } catch (error) {
+      assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
+      assert.ok(!error.message.includes('\n'), `one line: ${JSON.stringify(error.message)}`);
+      return error.message;
+    }
+    assert.fail(`expected loadMaintenanceConfig(${JSON.stringify(env)}) to throw`);
+  }
+
+  it('needs only STORAGE_PATH, and fills in the defaults loadConfig has', () => {
+    const config = loadMaintenanceConfig({ STORAGE_PATH: '/var/lib/nixyard' });
+    assert.deepEqual(config, {
+      storage: { backend: 'filesystem', path: '/var/lib/nixyard' },
+      redis: { url: 'redis://127.0.0.1:6379' },
+      systems: ['x86_64-linux'],
+      indexSystems: undefined,
+    });
+    assert.ok(Object.isFrozen(config) && Object.isFrozen(config.storage) && Object.isFrozen(config.systems));
+    const full = loadConfig(minimal);
+    assert.deepEqual(config, { storage: full.storage, redis: full.redis, systems: full.systems, indexSystems: full.indexSystems });
+  });
+
+  it('reads the S3 backend, Redis and the systems', () => {
+    const config = loadMaintenanceConfig({
+      NIXERY_STORAGE_BACKEND: 's3',
+      S3_BUCKET: 'nixyard-blobs',
+      S3_ENDPOINT: 'http://127.0.0.1:4568',
+      AWS_REGION: 'eu-west-1',
+      S3_FORCE_PATH_STYLE: 'yes',
+      S3_USE_PRESIGNED_URLS: 'false',
+      REDIS_URL: 'redis://redis.internal:6380/1',
+      NIXYARD_SYSTEMS: 'x86_64-linux,aarch64-linux',
+      NIXYARD_INDEX_SYSTEMS: 'aarch64-linux',
+    });
+    assert.deepEqual(config, {
+      storage: { backend: 's3', bucket: 'nixyard-blobs', endpoint: 'http://127.0.0.1:4568', region: 'eu-west-1', forcePathStyle: true, usePresignedUrls: false },
+      redis: { url: 'redis://redis.internal:6380/1' },
+      systems: ['x86_64-linux', 'aarch64-linux'],
+      indexSystems: ['aarch64-linux'],
+    });
+  });
+
+  it('ignores the variables it does not need, set or not, valid or not', () => {
+    const config = loadMaintenanceConfig({ STORAGE_PATH: '/s', PORT: 'not a port', NIX_TIMEOUT: '0', NIXERY_CHANNEL: 'a b', NIXYARD_BLOB_ACCEL_PREFIX: 'x' });
+    assert.deepEqual(config.storage, { backend: 'filesystem', path: '/s' });
+  });
+
+  it('requires what the storage backend needs, with loadConfig\'s messages', () => {
+    const fs = maintenanceFailure({});
+    assert.equal(fs, 'STORAGE_PATH: expected an absolute path (required by the filesystem storage backend), got nothing');
+    assert.ok(failure({ NIXERY_CHANNEL: 'nixos-unstable' }).includes(fs), 'the same words as loadConfig');
+    assert.equal(maintenanceFailure({ NIXERY_STORAGE_BACKEND: 's3' }), 'S3_BUCKET: expected a bucket name (required by the s3 storage backend), got nothing');
+    assert.equal(maintenanceFailure({ STORAGE_PATH: '', NIXERY_STORAGE_BACKEND: '' }), fs, 'empty values count as unset');
+  });
+
+  it('refuses bad values of its variables, every one on one line', () => {
+    const message = maintenanceFailure({ STORAGE_PATH: 'relative/path', REDIS_URL: 'http://user:secret@host', NIXYARD_SYSTEMS: 'mips-linux', NIXERY_STORAGE_BACKEND: 'ftp' });
+    const parts = message.split('; ');
+    assert.ok(parts.some((p) => p.startsWith('STORAGE_PATH: expected an absolute path, got "relative/path"')), message);
+    assert.ok(parts.some((p) => p.startsWith('REDIS_URL: expected a redis: or rediss: URL')), message);
+    assert.ok(!message.includes('secret'), 'credentials in URLs are not shown');
+    assert.ok(parts.some((p) => p.startsWith('NIXYARD_SYSTEMS: ')), message);
+    assert.ok(parts.some((p) => p.startsWith('NIXERY_STORAGE_BACKEND: expected filesystem or s3')), message);
+    assert.equal(maintenanceFailure({ NIXERY_STORAGE_BACKEND: 's3', S3_BUCKET: 'UPPER' }).split('; ')[0]?.startsWith('S3_BUCKET: expected a DNS-style bucket name'), true);
   });
 });

@@ -2,7 +2,7 @@
 // can show (the on-disk layout, no temp files left behind, every visible blob file exactly right).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { lutimes, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -171,5 +171,61 @@ describe('FilesystemStorage (filesystem specifics)', () => {
     assert.equal(await storage.getRecord('manifests/x'), undefined);
     assert.equal(await storage.deleteRecord('manifests/x'), false);
     assert.equal(await storage.statBlob(sha256Digest('')), undefined);
+  });
+});
+
+describe('FilesystemStorage (temporary files)', () => {
+  const inAnHour = () => new Date(Date.now() + 3600_000);
+  const longAgo = new Date('2001-01-01T00:00:00Z');
+
+  it('lists the files writers left in tmp/ with size and mtime, and removes one only once old enough', async () => {
+    const { root, storage } = await freshStore();
+    const { digest } = await storage.writeBlob(chunks('a blob'));
+    const tmp = join(root, 'tmp');
+    await writeFile(join(tmp, '123-abc'), Buffer.alloc(4096));
+    await writeFile(join(tmp, '124-def'), 'x');
+    await mkdir(join(tmp, 'a-directory'));
+    await utimes(join(tmp, '123-abc'), longAgo, longAgo);
+
+    const listed = (await collect(storage.listTemporary())).sort((a, b) => (a.location < b.location ? -1 : 1));
+    assert.deepEqual(listed.map(({ location, size }) => ({ location, size })), [
+      { location: 'tmp/123-abc', size: 4096 },
+      { location: 'tmp/124-def', size: 1 },
+    ]);
+    assert.equal(listed[0]?.modified.getTime(), longAgo.getTime());
+
+    const anHourAgo = new Date(Date.now() - 3600_000);
+    assert.equal(await storage.removeTemporary({ location: 'tmp/124-def' }, anHourAgo), false, 'written within the hour');
+    assert.equal(await storage.removeTemporary({ location: 'tmp/123-abc' }, anHourAgo), true);
+    assert.equal(await storage.removeTemporary({ location: 'tmp/a-directory' }, inAnHour()), false, 'directories are not temporary files');
+    await assert.rejects(storage.removeTemporary({ location: 'tmp/a-directory/x' }, inAnHour()), /not a temporary file/);
+    await assert.rejects(storage.removeTemporary({ location: 'tmp/124-def', uploadId: 'u' }, inAnHour()), /not a temporary file/);
+    assert.deepEqual((await readdir(tmp)).sort(), ['124-def', 'a-directory']);
+    assert.deepEqual(await readAll(await storage.readBlob(digest)), Buffer.from('a blob'));
+
+    await rm(join(tmp, 'a-directory'), { recursive: true });
+    assert.equal(await storage.removeTemporary({ location: 'tmp/124-def' }, inAnHour()), true);
+    await audit(root);
+  });
+
+  it('removes a link in tmp/ itself, never what it points at', async () => {
+    const { root, storage } = await freshStore();
+    const { digest } = await storage.writeBlob(chunks('a blob'));
+    const blobPath = join(root, 'blobs', 'sha256', digest.slice(7));
+    const outsideDir = join(scratch, 'outside');
+    await mkdir(outsideDir, { recursive: true });
+    await writeFile(join(outsideDir, 'precious'), 'keep me');
+    const links = { '97-to-a-file': join(outsideDir, 'precious'), '98-to-a-blob': blobPath, '99-to-a-dir': outsideDir };
+    for (const [name, target] of Object.entries(links)) {
+      await symlink(target, join(root, 'tmp', name));
+      await lutimes(join(root, 'tmp', name), longAgo, longAgo);
+    }
+    const listed = (await collect(storage.listTemporary())).map((item) => item.location).sort();
+    assert.deepEqual(listed, Object.keys(links).map((name) => `tmp/${name}`));
+    await assert.rejects(storage.removeTemporary({ location: 'tmp/99-to-a-dir/precious' }, inAnHour()), /not a temporary file/);
+    for (const location of listed) assert.equal(await storage.removeTemporary({ location }, inAnHour()), true, location);
+    assert.equal(await readFile(join(outsideDir, 'precious'), 'utf8'), 'keep me');
+    assert.deepEqual(await readAll(await storage.readBlob(digest)), Buffer.from('a blob'));
+    await audit(root);
   });
 });

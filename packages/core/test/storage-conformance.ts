@@ -13,6 +13,7 @@ import {
   type Digest,
   type ListedBlob,
   type Storage,
+  type TemporaryItem,
 } from '../src/index.js';
 import { seededBytes } from '../../../test/helpers/random.js';
 import { collect, readAll } from '../../../test/helpers/streams.js';
@@ -51,6 +52,20 @@ async function listedDigests(storage: Storage): Promise<Digest[]> {
 }
 
 const sortStrings = (values: string[]): string[] => [...values].sort();
+
+/** The temporary area's items once one holds bytes (a write under way has stored some); fails after `timeoutMs`. */
+async function temporaryWithBytes(storage: Storage, timeoutMs = 30_000): Promise<TemporaryItem[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const items = await collect(storage.listTemporary());
+    if (items.some((item) => item.size > 0)) return items;
+    if (Date.now() > deadline) assert.fail(`no temporary item holding bytes within ${timeoutMs} ms: ${JSON.stringify(items)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** What removeTemporary takes, from a listed item. */
+const refOf = (item: TemporaryItem) => (item.uploadId === undefined ? { location: item.location } : { location: item.location, uploadId: item.uploadId });
 
 export function storageConformance(
   name: string,
@@ -310,6 +325,96 @@ export function storageConformance(
           growth < maxRssGrowthBytes,
           `RSS grew by ${(growth / MiB).toFixed(1)} MiB (limit ${maxRssGrowthBytes / MiB} MiB) for a ${largeBlobBytes / MiB} MiB blob`,
         );
+      }));
+    });
+
+    describe('temporary area', () => {
+      const inAnHour = () => new Date(Date.now() + 3600_000);
+      const recordKey = `manifests/${'c'.repeat(64)}`;
+
+      it('holds nothing once writes have ended, whether they succeeded or failed', withStorage(async (storage) => {
+        assert.deepEqual(await collect(storage.listTemporary()), []);
+        await storage.writeBlob(chunked(hello));
+        await storage.putRecord(recordKey, { a: 1 });
+        await assert.rejects(storage.writeBlob(chunked(hello), sha256Digest(other)), DigestMismatchError);
+        await assert.rejects(
+          storage.writeBlob((async function* () {
+            yield hello;
+            throw new Error('source failed');
+          })()),
+          /source failed/,
+        );
+        assert.deepEqual(await collect(storage.listTemporary()), []);
+        assert.equal(await storage.removeTemporary({ location: 'tmp/never-written' }, inAnHour()), false);
+      }));
+
+      it('shows a write stopped mid-stream; once removed, the write fails and nothing else is touched', withStorage(async (storage) => {
+        // A writer whose source stops yielding is, to storage, what a writer that died mid-blob is.
+        const kept = await storage.writeBlob(chunked(hello));
+        await storage.putRecord(recordKey, { kept: true });
+        const stalledBytes = seededBytes(6 * MiB, 5); // more than one S3 part: the upload is under way
+        let release: () => void = () => undefined;
+        const released = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        async function* stalled(): AsyncGenerator<Uint8Array> {
+          yield* chunked(stalledBytes, 256 * 1024);
+          await released;
+          yield Buffer.from('and the rest');
+        }
+        const startedAt = Date.now();
+        const writing = storage.writeBlob(stalled());
+        writing.catch(() => undefined); // awaited below, after the removal
+        try {
+          const items = await temporaryWithBytes(storage);
+          assert.equal(items.length, 1, JSON.stringify(items));
+          const item = items[0] as TemporaryItem;
+          assert.ok(item.size > 0 && item.size <= stalledBytes.length, `size ${item.size}`);
+          // Whole seconds on S3: LastModified has no milliseconds.
+          assert.ok(item.modified.getTime() >= startedAt - 1000 && item.modified.getTime() <= Date.now() + 1000, `modified ${item.modified.toISOString()}`);
+
+          assert.equal(await storage.removeTemporary(refOf(item), item.modified), false, 'written at the cutoff: kept');
+          assert.equal(await storage.removeTemporary(refOf(item), new Date(startedAt - 3600_000)), false, 'written after the cutoff: kept');
+          assert.deepEqual((await collect(storage.listTemporary())).map((i) => i.location), [item.location], 'still there');
+
+          assert.equal(await storage.removeTemporary(refOf(item), inAnHour()), true);
+          assert.deepEqual(await collect(storage.listTemporary()), []);
+          assert.equal(await storage.removeTemporary(refOf(item), inAnHour()), false, 'already gone');
+        } finally {
+          release();
+        }
+        await assert.rejects(writing, 'a write whose temporary data was removed fails');
+        assert.deepEqual(await listedDigests(storage), [kept.digest], 'nothing of the removed write became visible');
+        assert.deepEqual(await readAll(await storage.readBlob(kept.digest)), hello);
+        assert.deepEqual(await storage.getRecord(recordKey), { kept: true });
+        assert.deepEqual(await collect(storage.listTemporary()), []);
+      }));
+
+      it('refuses to remove anything outside the temporary area', withStorage(async (storage) => {
+        const { digest } = await storage.writeBlob(chunked(hello));
+        await storage.putRecord(recordKey, { kept: true });
+        const hex = digest.slice('sha256:'.length);
+        const outside = [
+          `blobs/sha256/${hex}`,
+          `${recordKey}.json`,
+          `tmp/../blobs/sha256/${hex}`,
+          `tmp/../${recordKey}.json`,
+          'tmp/..',
+          'tmp/.',
+          'tmp/',
+          'tmp',
+          '',
+          '../tmp/x',
+          '/tmp/x',
+          'tmp//x',
+          'tmp/a b',
+          'tmp\\..\\x',
+        ];
+        for (const location of outside) {
+          await assert.rejects(storage.removeTemporary({ location }, inAnHour()), `removeTemporary ${JSON.stringify(location)}`);
+        }
+        assert.deepEqual(await readAll(await storage.readBlob(digest)), hello);
+        assert.deepEqual(await storage.getRecord(recordKey), { kept: true });
       }));
     });
 

@@ -5,11 +5,14 @@
 // grace period; younger ones may belong to a build that has not written its record yet.
 // Layer records left pointing at swept blobs are removed too, so the cache stays truthful.
 // Before the first deletion, API replicas are told to drop their in-memory copies (cache-epoch.ts).
+// Last, what writers that died left in the temporary area is removed once older than the same grace
+// period (temporary.ts); nothing there was ever served, so no replica needs telling.
 
 import { LayerRecordSchema, ManifestRecordSchema, LAYER_RECORD_PREFIX, MANIFEST_RECORD_PREFIX, blobsOfRecord } from '../records.js';
 import { CACHE_EPOCH_SETTLE_MS, announceDeletion } from '../cache-epoch.js';
 import type { Digest } from '../digest.js';
-import type { Storage } from '../storage/storage.js';
+import type { Storage, TemporaryItem } from '../storage/storage.js';
+import { findStaleTemporary, graceCutoff, removeStaleTemporary } from './temporary.js';
 
 export interface GcOptions {
   graceSeconds: number;
@@ -31,6 +34,11 @@ export interface GcReport {
   keptYoung: number;
   /** Layer records removed (or removable) because their blob is swept. */
   layerRecords: string[];
+  /** Temporary items older than the grace period, removed (or, in a dry run, removable); oldest first. */
+  temporary: TemporaryItem[];
+  temporaryBytes: number;
+  /** Temporary items kept because they were written within the grace period (writes in progress). */
+  keptYoungTemporary: number;
 }
 
 export async function collectGarbage(storage: Storage, options: GcOptions): Promise<GcReport> {
@@ -72,6 +80,10 @@ export async function collectGarbage(storage: Storage, options: GcOptions): Prom
   const layerRecords = [...layerDigests].filter(([, digest]) => sweptDigests.has(digest)).map(([key]) => key);
   if (!options.dryRun) for (const key of layerRecords) await storage.deleteRecord(key);
 
+  const tempCutoff = graceCutoff(now, options.graceSeconds);
+  const stale = await findStaleTemporary(storage, tempCutoff);
+  const temporary = options.dryRun ? stale.items : await removeStaleTemporary(storage, stale.items, tempCutoff);
+
   return {
     manifests,
     markedBlobs: marked.size,
@@ -79,5 +91,8 @@ export async function collectGarbage(storage: Storage, options: GcOptions): Prom
     sweptBytes: swept.reduce((sum, b) => sum + b.size, 0),
     keptYoung,
     layerRecords,
+    temporary,
+    temporaryBytes: temporary.reduce((sum, item) => sum + item.size, 0),
+    keptYoungTemporary: stale.keptYoung,
   };
 }

@@ -1,14 +1,15 @@
 // The filesystem storage backend (STORAGE_PATH): blobs and records as plain files under one root.
 // Durability and visibility come from the filesystem's own guarantees: every write goes to a
 // temp file in `tmp/` (same filesystem), is fsynced, and only then is linked or renamed into place,
-// so a reader sees a complete, verified blob or nothing. Keys and digests become paths, so both are
+// so a reader sees a complete, verified blob or nothing. A writer that dies leaves its temp file;
+// listTemporary and removeTemporary let gc and fsck find and remove it (maintenance/). Keys and digests become paths, so both are
 // checked here strictly enough that no input can name a file outside the root.
 //
 // The layout under the root is layout.ts's (blobs/sha256/<hex>, <record key>.json, tmp/); here
 // its locations only become paths.
 
 import { createHash } from 'node:crypto';
-import { link, mkdir, open, opendir, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, opendir, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest.js';
@@ -16,8 +17,10 @@ import {
   BLOB_PREFIX,
   TEMP_PREFIX,
   assertDigest,
+  assertTemporaryLocation,
   blobLocation,
   digestOfBlobName,
+  isTemporaryLocation,
   mayHoldRecords,
   recordKeyAt,
   recordLocation,
@@ -32,6 +35,8 @@ import {
   type ListedBlob,
   type RecordKey,
   type Storage,
+  type TemporaryItem,
+  type TemporaryRef,
   type WrittenBlob,
 } from './storage.js';
 
@@ -224,6 +229,38 @@ export class FilesystemStorage implements Storage {
       if (stats === undefined || !stats.isFile()) continue;
       yield { digest, size: stats.size, modified: stats.mtime };
     }
+  }
+
+  /**
+   * The files directly in `tmp/` (every write stages exactly one there), with their size and mtime;
+   * a writer in progress keeps its file's mtime recent. Symbolic links are listed as themselves.
+   */
+  async *listTemporary(): AsyncIterable<TemporaryItem> {
+    const dir = await ifExists(() => opendir(this.tmpDir), undefined);
+    if (dir === undefined) return;
+    for await (const entry of dir) {
+      const location = `${TEMP_PREFIX}${entry.name}`;
+      if (!isTemporaryLocation(location)) continue;
+      const stats = await ifExists(() => lstat(join(this.tmpDir, entry.name)), undefined);
+      if (stats === undefined || stats.isDirectory()) continue;
+      yield { location, size: stats.size, modified: stats.mtime };
+    }
+  }
+
+  /**
+   * Unlinks one file directly in `tmp/` (never what a link points at) if its mtime is still before
+   * `modifiedBefore`. A writer still holding it open then fails to link it into place.
+   */
+  async removeTemporary(item: TemporaryRef, modifiedBefore: Date): Promise<boolean> {
+    assertTemporaryLocation(item.location);
+    // Only what listTemporary lists: no nested names, which could pass through a link in tmp/.
+    if (item.location.indexOf('/', TEMP_PREFIX.length) !== -1 || item.uploadId !== undefined) {
+      throw new Error(`not a temporary file of this store: ${item.location}${item.uploadId !== undefined ? ' (an upload)' : ''}`);
+    }
+    const path = this.pathOf(item.location);
+    const stats = await ifExists(() => lstat(path), undefined);
+    if (stats === undefined || stats.isDirectory() || stats.mtime.getTime() >= modifiedBefore.getTime()) return false;
+    return ifExists(() => unlink(path).then(() => true), false);
   }
 
   async putRecord(key: RecordKey, value: unknown): Promise<void> {

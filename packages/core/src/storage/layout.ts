@@ -99,3 +99,18 @@ export function splitRecordPrefix(prefix: string): { dirKey: string; partial: st
 export function tempLocation(): string {
   return `${TEMP_PREFIX}${process.pid}-${randomBytes(12).toString('hex')}`;
 }
+
+/**
+ * Whether `location` lies in the temporary area: `tmp/` followed by `/`-separated segments of
+ * `[A-Za-z0-9._-]`, none of them `.` or `..`. Only such locations may be listed or removed as
+ * temporary items, so no name handed to a removal can reach a blob, a record or leave the store.
+ */
+export function isTemporaryLocation(location: string): boolean {
+  if (typeof location !== 'string' || !location.startsWith(TEMP_PREFIX) || location.length > MAX_KEY_LENGTH) return false;
+  const segments = location.slice(TEMP_PREFIX.length).split('/');
+  return segments.every((segment) => KEY_SEGMENT.test(segment) && segment !== '.' && segment !== '..');
+}
+
+export function assertTemporaryLocation(location: string): void {
+  if (!isTemporaryLocation(location)) throw new Error(`not a temporary location: ${displayValue(String(location))}`);
+}

@@ -6,6 +6,8 @@
 // `<key>.json` → JSON text), so it stores what the filesystem and S3 backends do, and the same
 // layout functions check every digest, key and prefix. Entries are never mutated, only
 // replaced, so a stream opened before a delete or an overwrite keeps serving what it opened.
+// A write in progress shows as a temporary item (`tmp/<name>`, its bytes so far) as on the other
+// backends, and removing that item fails the write, as a deleted temp file or aborted upload does.
 
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -13,11 +15,13 @@ import type { Digest } from '../digest.js';
 import {
   BLOB_PREFIX,
   assertDigest,
+  assertTemporaryLocation,
   blobLocation,
   digestOfBlobName,
   recordKeyAt,
   recordLocation,
   splitRecordPrefix,
+  tempLocation,
 } from './layout.js';
 import {
   DigestMismatchError,
@@ -27,6 +31,8 @@ import {
   type ListedBlob,
   type RecordKey,
   type Storage,
+  type TemporaryItem,
+  type TemporaryRef,
   type WrittenBlob,
 } from './storage.js';
 
@@ -35,6 +41,12 @@ const READ_CHUNK_SIZE = 64 * 1024;
 
 interface StoredBlob {
   bytes: Buffer;
+  modified: Date;
+}
+
+/** A write in progress: what it has received so far. */
+interface PendingWrite {
+  size: number;
   modified: Date;
 }
 
@@ -53,27 +65,43 @@ function compareLocations(a: string, b: string): number {
 export class MemoryStorage implements Storage {
   private readonly blobs = new Map<string, StoredBlob>();
   private readonly records = new Map<string, string>();
+  /** Writes in progress by temporary location; an entry removed by removeTemporary fails its write. */
+  private readonly pending = new Map<string, PendingWrite>();
 
   async writeBlob(data: AsyncIterable<Uint8Array>, expected?: Digest): Promise<WrittenBlob> {
     if (expected !== undefined) assertDigest(expected);
-    const hash = createHash('sha256');
-    const parts: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of data) {
-      if (!(chunk instanceof Uint8Array)) throw new TypeError('writeBlob: chunks must be Uint8Array');
-      hash.update(chunk);
-      parts.push(Buffer.from(chunk)); // a copy: the source may reuse its chunk once yielded
-      size += chunk.length;
-    }
-    const digest: Digest = `sha256:${hash.digest('hex')}`;
-    if (expected !== undefined && digest !== expected) throw new DigestMismatchError(expected, digest);
+    const temp = tempLocation();
+    const progress: PendingWrite = { size: 0, modified: new Date() };
+    this.pending.set(temp, progress);
+    const stillPending = () => {
+      if (this.pending.get(temp) !== progress) throw new Error(`writeBlob: its temporary data ${temp} was removed`);
+    };
+    try {
+      const hash = createHash('sha256');
+      const parts: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of data) {
+        if (!(chunk instanceof Uint8Array)) throw new TypeError('writeBlob: chunks must be Uint8Array');
+        stillPending();
+        hash.update(chunk);
+        parts.push(Buffer.from(chunk)); // a copy: the source may reuse its chunk once yielded
+        size += chunk.length;
+        progress.size = size;
+        progress.modified = new Date();
+      }
+      stillPending();
+      const digest: Digest = `sha256:${hash.digest('hex')}`;
+      if (expected !== undefined && digest !== expected) throw new DigestMismatchError(expected, digest);
 
-    // Nothing awaits from here on, so among concurrent writers of the same bytes exactly one creates.
-    const location = blobLocation(digest);
-    const existing = this.blobs.get(location);
-    // Already stored: refresh its time, so garbage collection sees it as just written.
-    this.blobs.set(location, { bytes: existing?.bytes ?? Buffer.concat(parts, size), modified: new Date() });
-    return { digest, size, created: existing === undefined };
+      // Nothing awaits from here on, so among concurrent writers of the same bytes exactly one creates.
+      const location = blobLocation(digest);
+      const existing = this.blobs.get(location);
+      // Already stored: refresh its time, so garbage collection sees it as just written.
+      this.blobs.set(location, { bytes: existing?.bytes ?? Buffer.concat(parts, size), modified: new Date() });
+      return { digest, size, created: existing === undefined };
+    } finally {
+      if (this.pending.get(temp) === progress) this.pending.delete(temp);
+    }
   }
 
   async statBlob(digest: Digest): Promise<BlobStat | undefined> {
@@ -105,6 +133,20 @@ export class MemoryStorage implements Storage {
       const digest = digestOfBlobName(location.slice(BLOB_PREFIX.length));
       if (digest !== undefined) yield { digest, size: blob.bytes.length, modified: blob.modified };
     }
+  }
+
+  async *listTemporary(): AsyncIterable<TemporaryItem> {
+    for (const [location, write] of [...this.pending].sort(([a], [b]) => compareLocations(a, b))) {
+      yield { location, size: write.size, modified: write.modified };
+    }
+  }
+
+  async removeTemporary(item: TemporaryRef, modifiedBefore: Date): Promise<boolean> {
+    assertTemporaryLocation(item.location);
+    if (item.uploadId !== undefined) throw new Error(`not a temporary item of this store: an upload to ${item.location}`);
+    const write = this.pending.get(item.location);
+    if (write === undefined || write.modified.getTime() >= modifiedBefore.getTime()) return false;
+    return this.pending.delete(item.location);
   }
 
   async putRecord(key: RecordKey, value: unknown): Promise<void> {

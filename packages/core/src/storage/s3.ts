@@ -5,8 +5,9 @@
 // concurrent writers of the same bytes all succeed, and no record key can leave its namespace.
 //
 // The layout in the bucket is layout.ts's, object key for location, so keys valid on one backend
-// are valid on the other. Anything under tmp/ older than a day is garbage from a writer that died
-// (a bucket lifecycle rule can expire it, docs/storage.md).
+// are valid on the other. Anything under tmp/ older than a day is garbage from a writer that died:
+// `nixyard gc` removes it through listTemporary/removeTemporary, incomplete multipart uploads
+// included, and a bucket lifecycle rule can expire it as well (docs/storage.md).
 //
 // Why a blob is uploaded to tmp/ and then copied to its name, instead of one verified PUT:
 // - The name is the digest, and a worker streaming tar → gzip → storage learns the digest only at
@@ -28,15 +29,25 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
-import type { CompletedPart, ListObjectsV2CommandOutput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import type {
+  CompletedPart,
+  ListMultipartUploadsCommandOutput,
+  ListObjectsV2CommandOutput,
+  ListPartsCommandOutput,
+  S3Client,
+  S3ClientConfig,
+} from '@aws-sdk/client-s3';
 import type { Digest } from '../digest.js';
 import { displayValue } from '../display.js';
 import {
   BLOB_PREFIX,
+  TEMP_PREFIX,
   assertDigest,
   assertRecordKey,
+  assertTemporaryLocation,
   blobLocation,
   digestOfBlobName,
+  isTemporaryLocation,
   mayHoldRecords,
   recordKeyAt,
   recordLocation,
@@ -51,6 +62,8 @@ import {
   type ListedBlob,
   type RecordKey,
   type Storage,
+  type TemporaryItem,
+  type TemporaryRef,
   type WrittenBlob,
 } from './storage.js';
 
@@ -154,6 +167,23 @@ function isNotFound(error: unknown): boolean {
   const e = sdkError(error);
   if (e.name === 'NoSuchBucket' || e.Code === 'NoSuchBucket') return false;
   return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
+}
+
+/** The server does not implement the operation (s3rver: ListMultipartUploads). */
+function isNotImplemented(error: unknown): boolean {
+  const e = sdkError(error);
+  return e.name === 'NotImplemented' || e.Code === 'NotImplemented' || e.$metadata?.httpStatusCode === 501;
+}
+
+/** The multipart upload is gone: completed or aborted. */
+function isNoSuchUpload(error: unknown): boolean {
+  const e = sdkError(error);
+  return e.name === 'NoSuchUpload' || e.Code === 'NoSuchUpload' || e.$metadata?.httpStatusCode === 404;
+}
+
+/** Where Nixyard starts multipart uploads: staging objects, and the target of a multipart copy. */
+function isUploadLocation(location: string): boolean {
+  return isTemporaryLocation(location) || (location.startsWith(BLOB_PREFIX) && digestOfBlobName(location.slice(BLOB_PREFIX.length)) !== undefined);
 }
 
 function isInvalidRange(error: unknown): boolean {
@@ -465,6 +495,133 @@ export class S3Storage implements Storage {
     return sdk.getSignedUrl(this.client, new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: expiresInSeconds });
   }
 
+  // ---- the temporary area ----
+
+  /**
+   * Staging objects under tmp/, then incomplete multipart uploads: lib-storage's to tmp/ (blobs of
+   * more than one part) and multipart copies to blobs/sha256/ (blobs over 5 GiB), each with the
+   * bytes of its parts and the time of its last part. A server that does not implement
+   * ListMultipartUploads (s3rver) gets its staging objects listed only.
+   */
+  async *listTemporary(): AsyncIterable<TemporaryItem> {
+    for await (const page of this.listPages(TEMP_PREFIX)) {
+      for (const object of page.Contents ?? []) {
+        const location = object.Key;
+        if (location === undefined || !isTemporaryLocation(location)) continue;
+        // Without a time the age is unknown: count it as just written, so it is never removed.
+        yield { location, size: object.Size ?? 0, modified: object.LastModified ?? new Date() };
+      }
+    }
+    for (const prefix of [TEMP_PREFIX, BLOB_PREFIX]) {
+      for await (const upload of this.listUploads(prefix)) {
+        const parts = await this.uploadParts(upload.location, upload.uploadId);
+        if (parts === undefined) continue; // completed or aborted since it was listed
+        const modified = parts.lastModified !== undefined && parts.lastModified > upload.initiated ? parts.lastModified : upload.initiated;
+        yield { location: upload.location, uploadId: upload.uploadId, size: parts.size, modified };
+      }
+    }
+  }
+
+  /**
+   * Deletes a staging object, or aborts an incomplete multipart upload (which discards its parts
+   * and never touches an object of the same key), when it was last written before `modifiedBefore`.
+   */
+  async removeTemporary(item: TemporaryRef, modifiedBefore: Date): Promise<boolean> {
+    const { location, uploadId } = item;
+    if (uploadId === undefined) {
+      assertTemporaryLocation(location);
+      const head = await this.headObject(location);
+      if (head?.modified === undefined || head.modified.getTime() >= modifiedBefore.getTime()) return false;
+      await this.client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: location }));
+      return true;
+    }
+    if (typeof location !== 'string' || !isUploadLocation(location) || typeof uploadId !== 'string' || uploadId.length === 0) {
+      throw new Error(`not a multipart upload Nixyard makes: ${displayValue(String(location))}`);
+    }
+    const modified = await this.uploadModified(location, uploadId);
+    if (modified === undefined || modified.getTime() >= modifiedBefore.getTime()) return false;
+    try {
+      await this.client.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: location, UploadId: uploadId }));
+    } catch (error) {
+      if (isNoSuchUpload(error)) return false;
+      throw error;
+    }
+    return true;
+  }
+
+  /** When an upload was last written to (its last part, else its start); undefined once it is gone. */
+  private async uploadModified(location: string, uploadId: string): Promise<Date | undefined> {
+    const parts = await this.uploadParts(location, uploadId);
+    if (parts === undefined) return undefined;
+    if (parts.lastModified !== undefined) return parts.lastModified;
+    for await (const upload of this.listUploads(location)) {
+      if (upload.location === location && upload.uploadId === uploadId) return upload.initiated;
+    }
+    return undefined;
+  }
+
+  /** Incomplete multipart uploads to keys under `prefix` that Nixyard could have started. */
+  private async *listUploads(prefix: string): AsyncGenerator<{ location: string; uploadId: string; initiated: Date }> {
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    for (;;) {
+      let page: ListMultipartUploadsCommandOutput;
+      try {
+        page = await this.client.send(
+          new sdk.ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            ...(KeyMarker !== undefined ? { KeyMarker } : {}),
+            ...(UploadIdMarker !== undefined ? { UploadIdMarker } : {}),
+            ...(this.listPageSize !== undefined ? { MaxUploads: this.listPageSize } : {}),
+          }),
+        );
+      } catch (error) {
+        if (isNotImplemented(error)) return;
+        throw error;
+      }
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key === undefined || upload.UploadId === undefined || !isUploadLocation(upload.Key)) continue;
+        yield { location: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated ?? new Date() };
+      }
+      if (!page.IsTruncated) return;
+      KeyMarker = page.NextKeyMarker;
+      UploadIdMarker = page.NextUploadIdMarker;
+      if (KeyMarker === undefined) throw new Error(`S3 listing of uploads under ${JSON.stringify(prefix)}: a truncated page without a marker`);
+    }
+  }
+
+  /** The bytes of an upload's parts and the time of its last one; undefined once it is gone. */
+  private async uploadParts(location: string, uploadId: string): Promise<{ size: number; lastModified: Date | undefined } | undefined> {
+    let size = 0;
+    let lastModified: Date | undefined;
+    let PartNumberMarker: string | undefined;
+    for (;;) {
+      let page: ListPartsCommandOutput;
+      try {
+        page = await this.client.send(
+          new sdk.ListPartsCommand({
+            Bucket: this.bucket,
+            Key: location,
+            UploadId: uploadId,
+            ...(PartNumberMarker !== undefined ? { PartNumberMarker } : {}),
+            ...(this.listPageSize !== undefined ? { MaxParts: this.listPageSize } : {}),
+          }),
+        );
+      } catch (error) {
+        if (isNoSuchUpload(error)) return undefined;
+        throw error;
+      }
+      for (const part of page.Parts ?? []) {
+        size += part.Size ?? 0;
+        if (part.LastModified !== undefined && (lastModified === undefined || part.LastModified > lastModified)) lastModified = part.LastModified;
+      }
+      if (!page.IsTruncated) return { size, lastModified };
+      PartNumberMarker = page.NextPartNumberMarker;
+      if (PartNumberMarker === undefined) throw new Error(`S3 listing of the parts of an upload to ${location}: a truncated page without a marker`);
+    }
+  }
+
   // ---- records ----
 
   async putRecord(key: RecordKey, value: unknown): Promise<void> {
@@ -543,10 +700,10 @@ export class S3Storage implements Storage {
     return recordLocation(key);
   }
 
-  private async headObject(key: string): Promise<{ size: number } | undefined> {
+  private async headObject(key: string): Promise<{ size: number; modified: Date | undefined } | undefined> {
     try {
       const head = await this.client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { size: head.ContentLength ?? 0 };
+      return { size: head.ContentLength ?? 0, modified: head.LastModified };
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;

@@ -28,6 +28,24 @@ export interface WrittenBlob extends BlobStat {
 }
 
 /**
+ * What a write leaves in the temporary area while it runs, and forever if its writer dies: a staged
+ * file or object under `tmp/`, or (S3) an incomplete multipart upload. Never read as data.
+ */
+export interface TemporaryItem {
+  /** `tmp/<name>`; for a multipart upload, the key it uploads to (under `tmp/` or `blobs/sha256/`). */
+  location: string;
+  /** An incomplete S3 multipart upload's id; absent for files and objects. */
+  uploadId?: string;
+  /** Bytes it holds (for an upload, its parts so far). */
+  size: number;
+  /** When it was last written to: a writer in progress keeps this recent. */
+  modified: Date;
+}
+
+/** Names one temporary item for removal: what a listing gave. */
+export type TemporaryRef = Pick<TemporaryItem, 'location' | 'uploadId'>;
+
+/**
  * Metadata records live beside the blobs: `manifests/<imageKey>`, `layers/<layerKey>`.
  * A key is a `/`-separated path of `[A-Za-z0-9._-]` segments; backends store it as `<key>.json`.
  */
@@ -61,6 +79,18 @@ export interface Storage {
 
   /** Keys of the records under a prefix such as `manifests/`. */
   listRecords(prefix: string): AsyncIterable<RecordKey>;
+
+  /** What the temporary area holds: writes in progress, and what writers that died left behind. */
+  listTemporary(): AsyncIterable<TemporaryItem>;
+
+  /**
+   * Removes one temporary item if it is still there and was last written before `modifiedBefore`
+   * (checked again just before removing, so a write that went on since is left alone); true when
+   * something was removed. A write whose temporary item is removed fails, and nothing of it
+   * becomes visible. Throws for anything outside the temporary area: it never removes a blob or
+   * a record.
+   */
+  removeTemporary(item: TemporaryRef, modifiedBefore: Date): Promise<boolean>;
 
   /**
    * Optional: a URL from which any HTTP client can GET the blob itself for the next

@@ -1,17 +1,24 @@
 // The S3 backend: the shared conformance suite against a real S3-protocol server on loopback
 // (s3rver in a child process, one fresh bucket per case), plus what only S3 can show: the object
 // layout, no staging objects left behind, presigned blob URLs that plain HTTP clients can use
-// (Range included), paginated listings, multipart uploads and copies.
+// (Range included), paginated listings, multipart uploads and copies, and the temporary area
+// (staging objects and incomplete multipart uploads that writers which died leave behind).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
+  PutObjectCommand,
   S3Client,
   UploadPartCommand,
   UploadPartCopyCommand,
@@ -78,6 +85,79 @@ async function audit(bucket: string): Promise<void> {
   }
 }
 
+/**
+ * s3rver implements neither ListMultipartUploads (it answers NotImplemented) nor ListParts and
+ * AbortMultipartUpload (docs/storage.md, "Tested against"). This stands in for those three on one
+ * storage's client, answering as S3 does: it follows the uploads the client starts (create, parts
+ * and completion still go to s3rver as sent), lists them by key prefix and their parts, a page of
+ * MaxUploads / MaxParts at a time with S3's markers, and after an abort answers later parts, the
+ * completion and a second abort with NoSuchUpload.
+ */
+function emulateUploadListings(storage: S3Storage): void {
+  interface Upload {
+    key: string;
+    initiated: Date;
+    parts: Map<number, { size: number; modified: Date }>;
+  }
+  const uploads = new Map<string, Upload>(); // by UploadId
+  const noSuchUpload = () => Object.assign(new Error('The specified upload does not exist.'), { name: 'NoSuchUpload', $metadata: { httpStatusCode: 404 } });
+  const known = (UploadId: string | undefined, Key: string | undefined) => {
+    const upload = uploads.get(UploadId ?? '');
+    if (upload === undefined || upload.key !== Key) throw noSuchUpload();
+    return upload;
+  };
+  const send = storage.client.send.bind(storage.client);
+  storage.client.send = (async (command: Parameters<typeof send>[0]) => {
+    if (command instanceof CreateMultipartUploadCommand) {
+      const result = await send(command);
+      uploads.set(result.UploadId as string, { key: command.input.Key as string, initiated: new Date(), parts: new Map() });
+      return result;
+    }
+    if (command instanceof UploadPartCommand) {
+      const upload = known(command.input.UploadId, command.input.Key);
+      const result = await send(command);
+      const body = command.input.Body as Uint8Array;
+      upload.parts.set(command.input.PartNumber as number, { size: body.byteLength, modified: new Date() });
+      return result;
+    }
+    if (command instanceof CompleteMultipartUploadCommand) {
+      known(command.input.UploadId, command.input.Key);
+      const result = await send(command);
+      uploads.delete(command.input.UploadId as string);
+      return result;
+    }
+    if (command instanceof AbortMultipartUploadCommand) {
+      known(command.input.UploadId, command.input.Key);
+      uploads.delete(command.input.UploadId as string);
+      return { $metadata: {} };
+    }
+    if (command instanceof ListMultipartUploadsCommand) {
+      const { Prefix = '', KeyMarker, UploadIdMarker, MaxUploads = 1000 } = command.input;
+      const all = [...uploads]
+        .filter(([, u]) => u.key.startsWith(Prefix))
+        .map(([UploadId, u]) => ({ Key: u.key, UploadId, Initiated: u.initiated }))
+        .sort((a, b) => (a.Key < b.Key ? -1 : a.Key > b.Key ? 1 : a.UploadId < b.UploadId ? -1 : 1));
+      const after = all.filter((u) => KeyMarker === undefined || u.Key > KeyMarker || (u.Key === KeyMarker && UploadIdMarker !== undefined && u.UploadId > UploadIdMarker));
+      const page = after.slice(0, MaxUploads);
+      const last = page[page.length - 1];
+      const IsTruncated = after.length > page.length;
+      return { Uploads: page, IsTruncated, ...(IsTruncated && last ? { NextKeyMarker: last.Key, NextUploadIdMarker: last.UploadId } : {}), $metadata: {} };
+    }
+    if (command instanceof ListPartsCommand) {
+      const upload = known(command.input.UploadId, command.input.Key);
+      const { PartNumberMarker, MaxParts = 1000 } = command.input;
+      const after = [...upload.parts]
+        .sort(([a], [b]) => a - b)
+        .filter(([number]) => PartNumberMarker === undefined || number > Number(PartNumberMarker))
+        .map(([PartNumber, part]) => ({ PartNumber, Size: part.size, LastModified: part.modified }));
+      const page = after.slice(0, MaxParts);
+      const IsTruncated = after.length > page.length;
+      return { Parts: page, IsTruncated, ...(IsTruncated ? { NextPartNumberMarker: String(page[page.length - 1]?.PartNumber) } : {}), $metadata: {} };
+    }
+    return send(command);
+  }) as typeof storage.client.send;
+}
+
 let buckets = 0;
 async function freshBucket(): Promise<string> {
   const bucket = `nixyard-case-${++buckets}`;
@@ -103,6 +183,7 @@ storageConformance(
   async () => {
     const bucket = await freshBucket();
     const storage = storageFor(bucket);
+    emulateUploadListings(storage); // the temporary area's cases list and abort uploads
     return {
       storage,
       async cleanup() {
@@ -265,6 +346,68 @@ describe('S3Storage (S3 specifics)', () => {
     const key = `blobs/sha256/${digest.slice(7)}`;
     assert.deepEqual(copies, [{ source: `${bucket}/${key}`, target: key }]);
   }));
+
+  it('lists staging objects a writer left under tmp/ and removes them once old enough, even where uploads cannot be listed', withBucket(async (storage, bucket) => {
+    // No emulation here: s3rver answers ListMultipartUploads with NotImplemented, and the objects are still listed.
+    const { digest } = await storage.writeBlob(chunks('a blob that stays'));
+    await storage.putRecord('manifests/kept', { kept: true });
+    const before = Date.now();
+    await admin.send(new PutObjectCommand({ Bucket: bucket, Key: 'tmp/4242-0123456789abcdef01234567', Body: Buffer.alloc(1000, 1) }));
+    await admin.send(new PutObjectCommand({ Bucket: bucket, Key: 'tmp/deeper/7-ab', Body: Buffer.alloc(10, 2) }));
+    const listed = (await collect(storage.listTemporary())).sort((a, b) => (a.location < b.location ? -1 : 1));
+    assert.deepEqual(listed.map(({ location, size, uploadId }) => ({ location, size, uploadId })), [
+      { location: 'tmp/4242-0123456789abcdef01234567', size: 1000, uploadId: undefined },
+      { location: 'tmp/deeper/7-ab', size: 10, uploadId: undefined },
+    ]);
+    for (const item of listed) assert.ok(Math.abs(item.modified.getTime() - before) < 5000, item.modified.toISOString());
+
+    const inAnHour = new Date(Date.now() + 3600_000);
+    assert.equal(await storage.removeTemporary({ location: 'tmp/deeper/7-ab' }, new Date(before - 3600_000)), false, 'too young');
+    for (const item of listed) assert.equal(await storage.removeTemporary({ location: item.location }, inAnHour), true);
+    assert.deepEqual(await collect(storage.listTemporary()), []);
+    assert.deepEqual((await objectsUnder(bucket, '')).map((o) => o.Key).sort(), [`blobs/sha256/${digest.slice(7)}`, 'manifests/kept.json']);
+  }));
+
+  it('lists incomplete multipart uploads with their bytes, across pages, and aborts them without touching objects', withBucket(async (storage, bucket) => {
+    emulateUploadListings(storage);
+    const { digest } = await storage.writeBlob(chunks('a blob that stays'));
+    const blobKey = `blobs/sha256/${digest.slice(7)}`;
+    const start = async (Key: string, partSizes: number[]) => {
+      const { UploadId } = await storage.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key }));
+      for (const [i, size] of partSizes.entries()) {
+        await storage.client.send(new UploadPartCommand({ Bucket: bucket, Key, UploadId, PartNumber: i + 1, Body: Buffer.alloc(size, i) }));
+      }
+      return UploadId as string;
+    };
+    const staged = await start('tmp/1-aa', [100, 200, 300]); // lib-storage's upload of a blob, writer gone
+    const second = await start('tmp/1-aa', [7]);
+    const empty = await start('tmp/2-bb', []);
+    const copy = await start(blobKey, [50]); // a multipart copy of a blob over 5 GiB, writer gone
+    const foreign = await start('elsewhere/not-ours', [10]);
+
+    const listed = await collect(storage.listTemporary());
+    const byId = new Map(listed.map((item) => [item.uploadId, item]));
+    assert.deepEqual(
+      [...byId].map(([id, item]) => [id, item.location, item.size]).sort(),
+      [
+        [staged, 'tmp/1-aa', 600],
+        [second, 'tmp/1-aa', 7],
+        [empty, 'tmp/2-bb', 0],
+        [copy, blobKey, 50],
+      ].sort(),
+    );
+    assert.ok(listed.every((item) => Math.abs(item.modified.getTime() - Date.now()) < 60_000));
+
+    await assert.rejects(storage.removeTemporary({ location: 'elsewhere/not-ours', uploadId: foreign }, new Date(Date.now() + 3600_000)), /not a multipart upload/);
+    assert.equal(await storage.removeTemporary({ location: 'tmp/1-aa', uploadId: staged }, new Date(Date.now() - 3600_000)), false, 'too young');
+    for (const item of listed) {
+      assert.equal(await storage.removeTemporary({ location: item.location, uploadId: item.uploadId as string }, new Date(Date.now() + 3600_000)), true);
+    }
+    assert.deepEqual(await collect(storage.listTemporary()), []);
+    assert.equal(await storage.removeTemporary({ location: blobKey, uploadId: copy }, new Date(Date.now() + 3600_000)), false, 'already aborted');
+    assert.equal(await objectHash(bucket, blobKey), digest.slice(7), 'aborting an upload to a blob key leaves the blob');
+    await storage.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: 'elsewhere/not-ours', UploadId: foreign }));
+  }, { listPageSize: 2 }));
 
   it('refuses bucket names that are not DNS-valid', () => {
     for (const bucket of ['ab', 'Upper', 'under_score', '-dash', 'a..b', '192.168.0.1', 'x'.repeat(64)]) {
