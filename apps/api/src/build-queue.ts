@@ -63,18 +63,30 @@ export class BuildQueue {
 
   /** Enqueues the build (or joins the one in flight) and waits for its result. */
   async build(data: BuildJobData): Promise<BuildResult> {
+    return (await this.enqueue(data)).result();
+  }
+
+  /**
+   * Enqueues the build, or joins the one in flight: the quick part, a few Redis commands, which a
+   * caller may bound with a deadline; `result()` is the wait for the build itself.
+   */
+  async enqueue(data: BuildJobData): Promise<{ result(): Promise<BuildResult> }> {
     const entry = this.queues.get(data.system);
     if (!entry) {
       throw new RegistryError('UNSUPPORTED', `this registry does not build images for ${data.system}`, { system: data.system });
     }
     const job = await addBuild(entry.queue, data);
-    let result: unknown;
-    try {
-      result = await job.waitUntilFinished(entry.events, this.options.waitTimeoutMs);
-    } catch (err) {
-      throw failureToRegistryError(err, job.id, this.options.waitTimeoutMs);
-    }
-    return BuildResultSchema.parse(result);
+    return {
+      result: async () => {
+        let result: unknown;
+        try {
+          result = await job.waitUntilFinished(entry.events, this.options.waitTimeoutMs);
+        } catch (err) {
+          throw failureToRegistryError(err, job.id, this.options.waitTimeoutMs);
+        }
+        return BuildResultSchema.parse(result);
+      },
+    };
   }
 
   async close(): Promise<void> {
@@ -115,5 +127,14 @@ export function registryErrorFor(failure: BuildFailure, jobId: string | undefine
       return new RegistryError('UNKNOWN', `the build failed: ${failure.message}; see the log of build job ${job}`, { job });
     case 'STORAGE':
       return new RegistryError('UNKNOWN', `the image could not be stored: ${failure.message}`, { job });
+    case 'WORKER_CRASHED':
+      // Not the image's fault as far as anyone knows (a deploy, a lost machine): the next pull
+      // starts a new build, after a pause that a farm restarting its workers needs.
+      return new RegistryError(
+        'UNAVAILABLE',
+        `the workers running build job ${job} crashed or were killed before finishing it, more often than it is retried; try again later`,
+        { job },
+        { retryAfterSeconds: 30 },
+      );
   }
 }

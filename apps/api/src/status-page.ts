@@ -160,6 +160,7 @@ function failureDetail(failure: RecentFailure['failure'], open: boolean): string
       );
     }
     case 'STORAGE':
+    case 'WORKER_CRASHED':
       return '';
   }
 }

@@ -372,6 +372,18 @@ const CASES: ErrorCase[] = [
     logged: true,
     retryAfter: '5',
   },
+  {
+    name: 'a WORKER_CRASHED build failure (BullMQ gave up on a job whose workers kept dying)',
+    path: '/v2/hello/manifests/latest',
+    setUp: failure({ code: 'WORKER_CRASHED', message: 'the worker running the build stopped without finishing it' }),
+    jobs: 1,
+    status: 503,
+    code: 'UNAVAILABLE',
+    message: `the workers running build job ${HELLO_KEY} crashed or were killed before finishing it, more often than it is retried; try again later`,
+    detail: { job: HELLO_KEY },
+    logged: true,
+    retryAfter: '30',
+  },
 
   // UNKNOWN 500: typed build failures, a build that stored nothing, anything unexpected.
   {
@@ -466,6 +478,7 @@ test('each typed build failure is one case here, as docs/design.md §3 maps it',
   const mapped = CASES.filter((c) => c.name.endsWith('build failure') || c.name.includes('build failure ('));
   assert.deepEqual(mapped.map((c) => [c.name.split(' ')[1], c.status, c.code]), [
     ['UNKNOWN_PACKAGES', 404, 'MANIFEST_UNKNOWN'],
+    ['WORKER_CRASHED', 503, 'UNAVAILABLE'],
     ['BUILD_FAILED', 500, 'UNKNOWN'],
     ['TIMEOUT', 500, 'UNKNOWN'],
     ['STORAGE', 500, 'UNKNOWN'],

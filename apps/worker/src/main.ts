@@ -1,12 +1,13 @@
 // Starts a build worker from environment variables alone (docs/design.md §6): one BullMQ worker per
 // system in NIXYARD_SYSTEMS, each taking jobs from `build-<system>`, plus metrics, health and
-// readiness on NIXYARD_WORKER_METRICS_PORT.
+// readiness on NIXYARD_WORKER_METRICS_HOST:NIXYARD_WORKER_METRICS_PORT.
 
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import {
   PREBUILD_QUEUE,
+  SHUTDOWN_GRACE_DEFAULTS,
   buildQueueName,
   loadConfigOrExit,
   openStorage,
@@ -15,20 +16,40 @@ import {
 } from '@nixyard/core';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { watchCrashedJobs } from './crashed-jobs.js';
 import { startHeartbeat } from './heartbeat.js';
 import { createJobRunner } from './job-runner.js';
 import { LayerCache } from './layer-cache.js';
 import { WorkerMetrics } from './metrics.js';
 import { LearnedPopularity, PublishedPopularity } from './popularity.js';
+import { ChildLedger, reapLeftovers } from './nix/child-ledger.js';
 import { Nix } from './nix/nix.js';
+import { parentDeathSignalTool } from './nix/tied-spawn.js';
 import { GzipPool } from './pack/gzip-pool.js';
+import { queueWorkerOptions, workerConnection } from './queue-options.js';
+import { createShutdown } from './shutdown.js';
 
 const config = loadConfigOrExit('worker');
 const logger = pino({ level: config.logLevel, base: { role: 'worker' } });
+const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+
+// Nix commands die with this process (tied-spawn.ts); where they cannot, stop what a dead worker
+// on this host left running, and keep a ledger for the next one.
+if (parentDeathSignalTool() === null) {
+  logger.warn('setpriv (util-linux) with --pdeathsig is not available: Nix commands would outlive a worker that is killed outright');
+}
+const leftovers = reapLeftovers();
+if (leftovers.length > 0) logger.warn({ commands: leftovers.map((c) => ({ pid: c.pid, command: c.command })) }, 'stopped Nix commands a dead worker left running');
+const ledger = new ChildLedger({ onError: (err) => logger.warn({ err }, 'could not write the child ledger') });
+process.on('exit', () => {
+  ledger.signalAll('SIGKILL');
+  ledger.close();
+});
+
 const storage = openStorage(config.storage);
-const nix = new Nix({ timeoutSeconds: config.nix.timeoutSeconds });
+const nix = new Nix({ timeoutSeconds: config.nix.timeoutSeconds, ledger });
 const metrics = new WorkerMetrics();
-const connection = redisConnectionOptions(config.redis.url);
+const connection = workerConnection(redisConnectionOptions(config.redis.url));
 const redis = new Redis(connection);
 // Readiness gets its own connection that fails fast instead of queueing commands while Redis is away.
 const healthRedis = new Redis({ ...connection, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
@@ -45,38 +66,51 @@ const runJob = createJobRunner({
 });
 
 const workers = config.systems.map(
-  (system) =>
-    new Worker(buildQueueName(system), (job) => runJob(job.data, job.id), {
-      connection,
-      concurrency: config.worker.concurrency,
-    }),
+  (system) => new Worker(buildQueueName(system), (job) => runJob(job.data, job.id), queueWorkerOptions(connection, workerId, config.worker.concurrency)),
 );
+for (const worker of workers) watchCrashedJobs(worker, metrics, logger);
 // Batch parents (prebuild flows) only need completing once their builds are done.
-workers.push(new Worker(PREBUILD_QUEUE, async () => ({ settled: true }), { connection }));
+workers.push(new Worker(PREBUILD_QUEUE, async () => ({ settled: true }), queueWorkerOptions(connection, workerId, 1)));
 // While Redis is away BullMQ keeps retrying; an 'error' event nobody listens to would end the process.
-for (const worker of workers) worker.on('error', (err) => logger.warn({ err }, 'queue connection error'));
+// Every connection fails on every attempt then (several a second): one warning per 30 s is enough.
+let lastQueueWarning = 0;
+for (const worker of workers) {
+  worker.on('error', (err) => {
+    const now = Date.now();
+    if (now - lastQueueWarning < 30_000) return logger.debug({ err }, 'queue connection error');
+    lastQueueWarning = now;
+    logger.warn({ err }, 'queue connection error');
+  });
+}
 
 // Announced before the metrics port opens, so whoever waits for that port finds this worker live.
-const heartbeat = await startHeartbeat(redis, config.systems, `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, (err) =>
-  logger.warn({ err }, 'heartbeat failed'),
+const heartbeat = await startHeartbeat(redis, config.systems, workerId, (err) => logger.warn({ err }, 'heartbeat failed'));
+const metricsServer = await metrics.serve(
+  config.worker.metricsPort,
+  config.worker.metricsHost,
+  roleReadiness({ pingRedis: () => healthRedis.ping(), storage }),
 );
-const metricsServer = await metrics.serve(config.worker.metricsPort, roleReadiness({ pingRedis: () => healthRedis.ping(), storage }));
-logger.info({ systems: config.systems, concurrency: config.worker.concurrency, metricsPort: config.worker.metricsPort, packThreads: gzipPool.threads }, 'nixyard worker ready');
+logger.info(
+  { workerId, systems: config.systems, concurrency: config.worker.concurrency, metricsPort: config.worker.metricsPort, packThreads: gzipPool.threads },
+  'nixyard worker ready',
+);
 
-let stopping = false;
-async function stop(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  // Stop announcing first, so no new pull counts on this worker; then let the jobs in hand finish
-  // (BullMQ's close waits for them). A worker killed outright instead has its job taken over by
-  // another worker through BullMQ's stalled-job recovery.
-  logger.info({ signal }, 'stopping: finishing the current jobs');
-  await heartbeat.stop().catch(() => {});
-  await Promise.all(workers.map((w) => w.close()));
-  metricsServer.close();
-  redis.disconnect();
-  healthRedis.disconnect();
-  process.exit(0);
-}
-process.on('SIGTERM', () => void stop('SIGTERM'));
-process.on('SIGINT', () => void stop('SIGINT'));
+const stop = createShutdown({
+  graceMs: (config.shutdownGraceSeconds ?? SHUTDOWN_GRACE_DEFAULTS.worker) * 1000,
+  async drain() {
+    // Stop announcing first, so no new pull counts on this worker; then let the jobs in hand
+    // finish (BullMQ's close waits for them).
+    const unannounced = heartbeat.stop().catch((err: unknown) => logger.warn({ err }, 'could not remove the heartbeat'));
+    await Promise.all([unannounced, ...workers.map((w) => w.close())]);
+    metricsServer.close();
+    redis.disconnect();
+    healthRedis.disconnect();
+  },
+  abandon() {
+    ledger.signalAll('SIGKILL');
+  },
+  exit: (code) => process.exit(code),
+  log: (level, fields, message) => logger[level](fields, message),
+});
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));

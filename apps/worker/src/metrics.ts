@@ -1,5 +1,6 @@
 // The worker's Prometheus metrics (`nixyard_` prefix, base units), with /healthz and /readyz, on
-// NIXYARD_WORKER_METRICS_PORT. One registry per worker instance, so tests can run several.
+// NIXYARD_WORKER_METRICS_PORT (and NIXYARD_WORKER_METRICS_HOST). One registry per worker instance,
+// so tests can run several.
 
 import { createServer, type Server } from 'node:http';
 import { FAILURE_COUNTER_CODES, type Readiness } from '@nixyard/core';
@@ -46,10 +47,16 @@ export class WorkerMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    // Every code is exported from the start, at 0: a series that appears only with its first
+    // failure makes rate() and increase() miss that failure, and alerts on it start late.
+    for (const code of FAILURE_COUNTER_CODES) this.buildFailures.inc({ code }, 0);
   }
 
-  /** A tiny HTTP server: GET /metrics, /healthz and /readyz; anything else is 404. */
-  serve(port: number, readiness: () => Promise<Readiness>): Promise<Server> {
+  /**
+   * A tiny HTTP server: GET /metrics, /healthz and /readyz; anything else is 404. Listens on
+   * `host`, or on every interface when it is undefined.
+   */
+  serve(port: number, host: string | undefined, readiness: () => Promise<Readiness>): Promise<Server> {
     const json = (res: import('node:http').ServerResponse, status: number, body: unknown) =>
       res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
     const server = createServer((req, res) => {
@@ -69,7 +76,8 @@ export class WorkerMetrics {
     });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, () => resolve(server));
+      if (host === undefined) server.listen(port, () => resolve(server));
+      else server.listen(port, host, () => resolve(server));
     });
   }
 }

@@ -22,8 +22,11 @@ export function isFinishedState(state: string): boolean {
   return (FINISHED_STATES as readonly string[]).includes(state);
 }
 
-/** The typed failures a build can end in (queue.ts's BuildFailure codes). */
-export const BUILD_FAILURE_CODES = ['UNKNOWN_PACKAGES', 'BUILD_FAILED', 'TIMEOUT', 'STORAGE'] as const;
+/**
+ * The typed failures a build can end in (queue.ts's BuildFailure codes). WORKER_CRASHED is the one
+ * no worker reports itself: BullMQ gives up on a job whose workers kept dying (stall-recovery.ts).
+ */
+export const BUILD_FAILURE_CODES = ['UNKNOWN_PACKAGES', 'BUILD_FAILED', 'TIMEOUT', 'STORAGE', 'WORKER_CRASHED'] as const;
 /** What the failure counter also counts: a job that threw something untyped (a worker bug or fault). */
 export const CRASH_CODE = 'CRASH';
 /** Every value of the failure counter's `code` label. */

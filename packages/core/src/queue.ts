@@ -2,7 +2,8 @@
 // (consumers), possibly of different versions. Both sides validate with these schemas, so a
 // malformed job fails loudly at the boundary instead of half-way through a build. Failures travel
 // as typed values (encoded into BullMQ's `failedReason` string) so the API can map them to
-// registry errors without parsing prose.
+// registry errors without parsing prose. The one failure no worker encodes, a job whose workers
+// kept dying, is recognised by BullMQ's own reason for it (stall-recovery.ts).
 import { z } from 'zod';
 import { AttributePathSchema } from './attribute-path.js';
 import { BUILD_FAILURE_CODES, BUILD_PHASES, type BuildPhase } from './build-phases.js';
@@ -10,6 +11,7 @@ import { DigestSchema } from './digest.js';
 import { KeySchema, isKey } from './keys.js';
 import { MANIFEST_MEDIA_TYPES } from './media-types.js';
 import { PackageSourceSchema } from './package-source.js';
+import { MAX_STALLED_COUNT, STALLED_JOB_REASON } from './stall-recovery.js';
 import { SystemSchema } from './systems.js';
 
 /** Most packages one build job may carry: 64 name components with `shell` expanded, plus slack. */
@@ -62,6 +64,8 @@ export const BuildFailureSchema = z.discriminatedUnion('code', [
   z.object({ code: z.literal('BUILD_FAILED'), message: Message, logTail: LogTail }),
   z.object({ code: z.literal('TIMEOUT'), message: Message, seconds: z.number().min(0), logTail: LogTail }),
   z.object({ code: z.literal('STORAGE'), message: Message }),
+  /** The worker running the build died (killed, out of memory, its machine gone) more often than BullMQ retries. */
+  z.object({ code: z.literal('WORKER_CRASHED'), message: Message }),
 ]);
 export type BuildFailure = z.infer<typeof BuildFailureSchema>;
 export type BuildFailureCode = BuildFailure['code'];
@@ -87,8 +91,20 @@ export function encodeBuildFailure(failure: BuildFailure): string {
   return BUILD_FAILURE_PREFIX + JSON.stringify(BuildFailureSchema.parse(clamped));
 }
 
-/** Decodes a failedReason; undefined for anything that is not an encoded BuildFailure. Never throws. */
+/** What a job that BullMQ failed for stalling decodes to. */
+export const WORKER_CRASHED_FAILURE: Readonly<Extract<BuildFailure, { code: 'WORKER_CRASHED' }>> = Object.freeze({
+  code: 'WORKER_CRASHED',
+  message:
+    `the worker running the build stopped without finishing it (killed or crashed), ${MAX_STALLED_COUNT + 1} times in a row; ` +
+    `BullMQ gave up on the job ("${STALLED_JOB_REASON}")`,
+});
+
+/**
+ * Decodes a failedReason; undefined for anything that is not an encoded BuildFailure, or BullMQ's
+ * reason for a job that stalled too often (WORKER_CRASHED). Never throws.
+ */
 export function decodeBuildFailure(reason: unknown): BuildFailure | undefined {
+  if (reason === STALLED_JOB_REASON) return { ...WORKER_CRASHED_FAILURE };
   if (typeof reason !== 'string' || !reason.startsWith(BUILD_FAILURE_PREFIX)) return undefined;
   let json: unknown;
   try {

@@ -3,13 +3,17 @@ import { describe, it } from 'node:test';
 import {
   BUILD_FAILURE_PREFIX,
   BuildFailureError,
+  BuildFailureSchema,
   BuildJobDataSchema,
   BuildResultSchema,
   decodeBuildFailure,
   encodeBuildFailure,
   jobIdFor,
   MAX_LOG_TAIL_CHARS,
+  MAX_STALLED_COUNT,
   OCI_IMAGE_MANIFEST,
+  STALLED_JOB_REASON,
+  WORKER_CRASHED_FAILURE,
   type BuildFailure,
   type BuildJobData,
   type BuildResult,
@@ -94,6 +98,7 @@ describe('build failures', () => {
     { code: 'BUILD_FAILED', message: 'builder failed', logTail: 'line 1\nline 2\n\u00e9' },
     { code: 'TIMEOUT', message: 'timed out', seconds: 60, logTail: '' },
     { code: 'STORAGE', message: 'disk full' },
+    { code: 'WORKER_CRASHED', message: 'the worker died' },
   ];
 
   for (const failure of failures) {
@@ -123,6 +128,18 @@ describe('build failures', () => {
     assert.ok(tail.endsWith('THE END'));
   });
 
+  it("decodes BullMQ's reason for a job that stalled too often as WORKER_CRASHED", () => {
+    const decoded = decodeBuildFailure(STALLED_JOB_REASON);
+    assert.equal(STALLED_JOB_REASON, 'job stalled more than allowable limit', "BullMQ's wording (moveStalledJobsToWait.lua)");
+    assert.deepEqual(decoded, WORKER_CRASHED_FAILURE);
+    assert.equal(decoded?.code, 'WORKER_CRASHED');
+    // The message says what happened and how often, for the status page and the admin API.
+    assert.match(decoded.message, new RegExp(`killed or crashed\\), ${MAX_STALLED_COUNT + 1} times`));
+    assert.equal(BuildFailureSchema.safeParse(decoded).success, true);
+    // A copy: a caller changing it cannot change what the next decode returns.
+    assert.notEqual(decoded, WORKER_CRASHED_FAILURE);
+  });
+
   it('refuses to encode something that is not a failure', () => {
     assert.throws(() => encodeBuildFailure({ code: 'NOPE', message: 'x' } as unknown as BuildFailure));
   });
@@ -130,7 +147,8 @@ describe('build failures', () => {
   const garbage: unknown[] = [
     '',
     'Error: connection reset',
-    'job stalled more than allowable limit',
+    'job stalled more than allowable limit ',
+    'Error: job stalled more than allowable limit',
     BUILD_FAILURE_PREFIX,
     `${BUILD_FAILURE_PREFIX}{`,
     `${BUILD_FAILURE_PREFIX}null`,

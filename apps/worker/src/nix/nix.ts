@@ -13,6 +13,7 @@ import {
   type StorePathInfo,
   type System,
 } from '@nixyard/core';
+import type { ChildLedger } from './child-ledger.js';
 import { runCommand, type RunOutcome } from './run-command.js';
 
 const RESOLVE_NIX = fileURLToPath(new URL('../../nix/resolve.nix', import.meta.url));
@@ -22,6 +23,8 @@ export interface NixOptions {
   timeoutSeconds: number;
   /** Environment for the Nix processes (NIX_CONFIG, PATH ...); defaults to this process's. */
   env?: NodeJS.ProcessEnv;
+  /** Records the running Nix commands, so that the worker can stop them when it stops. */
+  ledger?: ChildLedger;
 }
 
 export interface BuildInput {
@@ -122,6 +125,7 @@ export class Nix {
     const outcome: RunOutcome = await runCommand(command, args, {
       timeoutSeconds: this.options.timeoutSeconds,
       ...(this.options.env ? { env: this.options.env } : {}),
+      ...(this.options.ledger ? { ledger: this.options.ledger } : {}),
     });
     if (outcome.kind === 'timeout') {
       throw new BuildFailureError({

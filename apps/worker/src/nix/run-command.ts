@@ -4,10 +4,15 @@
 // concurrently (a full stderr pipe would otherwise stall nix-build), stderr and stdout both feed a
 // bounded log tail. On timeout the process group gets SIGINT first: Nix runs each builder in a
 // session of its own, which only Nix itself can tear down, and it does so when interrupted. A
-// group that ignores that for a few seconds is killed outright.
+// group that ignores that for a few seconds is killed outright, and whatever of the group outlives
+// its leader is killed once the leader has exited. The command dies with the worker even when the
+// worker is killed outright (tied-spawn.ts), and is written down in the worker's child ledger
+// while it runs (child-ledger.ts).
 
 import { spawn } from 'node:child_process';
+import type { ChildLedger } from './child-ledger.js';
 import { LogTail } from './log-tail.js';
+import { tiedSpawnLine } from './tied-spawn.js';
 
 export interface RunOptions {
   /** Kill the command and report a timeout after this many seconds. */
@@ -16,6 +21,8 @@ export interface RunOptions {
   /** Upper bound on captured stdout; Nix's JSON answers are far smaller. */
   maxStdoutBytes?: number;
   logTailBytes?: number;
+  /** Where the running command is recorded, so that the worker can stop it on the way out. */
+  ledger?: ChildLedger;
 }
 
 export type RunOutcome =
@@ -35,11 +42,19 @@ export function runCommand(command: string, args: readonly string[], options: Ru
   let stdoutBytes = 0;
 
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      env: options.env ?? process.env,
+    const env = options.env ?? process.env;
+    const line = tiedSpawnLine(command, args, env);
+    const child = spawn(line.command, line.args, {
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // own process group, so a timeout can kill the builders too
     });
+    const { ledger } = options;
+    if (ledger && child.pid !== undefined) {
+      const pid = child.pid;
+      ledger.add(pid, [command, ...args].join(' '));
+      child.once('exit', () => ledger.remove(pid));
+    }
     let timedOut = false;
     let overflow = false;
     let graceTimer: NodeJS.Timeout | undefined;
@@ -79,6 +94,8 @@ export function runCommand(command: string, args: readonly string[], options: Ru
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       clearTimeout(graceTimer);
+      // The leader is gone; anything of its group still there was stopped for a reason.
+      if (timedOut || overflow) signalGroup('SIGKILL');
       const elapsedMs = performance.now() - started;
       if (timedOut) return resolve({ kind: 'timeout', logTail: tail.toString(), elapsedMs });
       if (overflow) return reject(new CommandOutputTooLargeError(`${command} printed more than ${maxStdout} bytes`));
