@@ -1,5 +1,5 @@
 // The access log: one compact line per request (method, route, path, status, bytes, duration,
-// request id, client), cheap enough to write for every pull. Full request and response headers
+// request id, client as client-address.ts tells it), cheap enough to write for every pull. Full request and response headers
 // only at debug, with credentials left out, because dumping headers on every manifest request
 // cost a tenth of the API's CPU. Blob downloads are the bulk of traffic and are logged at debug;
 // server errors at error; operators' endpoints (/metrics, /healthz, /readyz) not at all.
@@ -30,7 +30,7 @@ export function logRequest(
   logger: Logger,
   req: IncomingMessage,
   res: ServerResponse,
-  request: { id: string; route: HttpRouteLabel; durationMs: number },
+  request: { id: string; route: HttpRouteLabel; client: string; durationMs: number },
 ): void {
   const { route, durationMs } = request;
   const level = accessLogLevel(route, res.statusCode);
@@ -45,7 +45,7 @@ export function logRequest(
     status: res.statusCode,
     bytes: Number(res.getHeader('content-length')) || 0,
     durationMs: Math.round(durationMs * 10) / 10,
-    client: req.socket.remoteAddress,
+    client: request.client,
   };
   if (!res.writableFinished) line.aborted = true;
   if (logger.isLevelEnabled('debug')) {

@@ -13,6 +13,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { RegistryError, httpRouteOf, parseRegistryPath, type HttpRouteLabel, type RegistryPath } from '@nixyard/core';
 import type { Logger } from 'pino';
 import { logRequest } from './access-log.js';
+import { clientAddressOf, type ClientAddressOf } from './client-address.js';
 import { serveBase } from './base.js';
 import { serveBlob, type BlobServing } from './blobs.js';
 import type { ContentCache } from './content-cache.js';
@@ -30,6 +31,8 @@ export interface ApiDeps extends ManifestDeps {
   epoch: Pick<EpochWatch, 'check'>;
   metrics: Pick<ApiMetrics, 'registry' | 'httpRequests' | 'httpDuration' | 'servedBytes' | 'manifestRequests'>;
   logger: Logger;
+  /** Who sent a request (client-address.ts); by default the connection's own address. */
+  clientAddress?: ClientAddressOf;
   /** Every request outside /v2/ (operator-app.ts), after its request id and metrics. */
   operator: RequestListener;
   /** How blob GETs are answered: S3 redirects, the proxy's internal redirect (blobs.ts). */
@@ -43,27 +46,34 @@ const REGISTRY_PATH = /^\/v2(?:\/|$)/i;
 
 /** The request handler for an http.Server: `http.createServer(createApp(deps))`. */
 export function createApp(deps: ApiDeps): RequestListener {
+  const clientAddress = deps.clientAddress ?? clientAddressOf([]);
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     if (!REGISTRY_PATH.test(path)) {
-      instrument(deps, req, res, httpRouteOf(path));
+      instrument(deps, req, res, httpRouteOf(path), clientAddress);
       deps.operator(req, res);
       return;
     }
     // Parsed once: the same parse names the route for metrics and picks the handler.
     const route = parseRegistryPath(path);
-    const requestId = instrument(deps, req, res, route?.kind ?? 'other');
-    serveRegistry(deps, req, res, route, requestId).catch((err: unknown) => failRequest(deps.logger, req, res, err));
+    const request = instrument(deps, req, res, route?.kind ?? 'other', clientAddress);
+    serveRegistry(deps, req, res, route, request).catch((err: unknown) => failRequest(deps.logger, req, res, err));
   };
 }
 
-/** The request id, the headers every answer carries, and the metrics and log line at the end. */
-function instrument(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, route: HttpRouteLabel): string {
+interface RequestIdentity {
+  requestId: string;
+  client: string;
+}
+
+/** The request id and client, the headers every answer carries, and the metrics and log line at the end. */
+function instrument(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, route: HttpRouteLabel, clientAddress: ClientAddressOf): RequestIdentity {
   // The request id follows a pull into its build job and the worker's log lines.
   const given = req.headers['x-request-id'];
   const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
   res.setHeader('X-Request-Id', requestId);
   res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
+  const client = clientAddress(req);
 
   const started = process.hrtime.bigint();
   res.once('finish', () => {
@@ -76,8 +86,8 @@ function instrument(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, ro
     }
   });
   // 'close' comes after 'finish', and also when a client goes away mid-response.
-  res.once('close', () => logRequest(deps.logger, req, res, { id: requestId, route, durationMs: Number(process.hrtime.bigint() - started) / 1e6 }));
-  return requestId;
+  res.once('close', () => logRequest(deps.logger, req, res, { id: requestId, route, client, durationMs: Number(process.hrtime.bigint() - started) / 1e6 }));
+  return { requestId, client };
 }
 
 async function serveRegistry(
@@ -85,7 +95,7 @@ async function serveRegistry(
   req: IncomingMessage,
   res: ServerResponse,
   route: RegistryPath | undefined,
-  requestId: string,
+  { requestId, client }: RequestIdentity,
 ): Promise<void> {
   // Every write verb, on any /v2/ path (uploads included), is refused the same way.
   if (!READ_METHODS.has(req.method ?? '')) {
@@ -98,7 +108,7 @@ async function serveRegistry(
     case 'base':
       return serveBase(head, res);
     case 'manifest':
-      return serveManifest(deps, { name: route.name, reference: route.reference, accept: req.headers.accept, head, requestId }, res);
+      return serveManifest(deps, { name: route.name, reference: route.reference, accept: req.headers.accept, head, requestId, client }, res);
     case 'blob':
       return serveBlob({ storage: deps.storage, content: deps.content, ...(deps.blobServing ? { serving: deps.blobServing } : {}) }, route.name, route.digest, req, res);
     case 'tags':

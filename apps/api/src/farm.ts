@@ -1,5 +1,6 @@
-// The API's Redis side, in one place: the build queues, live workers, prebuild batches, the farm's
-// status, and a health connection for /readyz. main.ts loads this module on first need (a cold
+// The API's Redis side, in one place: the build queues with what guards them (cold-builds.ts),
+// live workers, prebuild batches, the farm's status, and a health connection for /readyz. What a
+// request waits for answers within a deadline (deadline.ts). main.ts loads this module on first need (a cold
 // pull, /readyz, /metrics, the status page, the admin API), not at start-up: BullMQ and ioredis
 // are about half of what loading the API costs, in time and memory, and a replica that serves
 // warm pulls needs neither (docs/design.md §6, "Start-up").
@@ -9,10 +10,14 @@ import { READINESS_TIMEOUT_MS, redisConnectionOptions, type Config, type Storage
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Prebuilds } from './admin/prebuilds.js';
+import { Admission, type RefusalReason } from './admission.js';
 import { BuildQueue } from './build-queue.js';
+import { ColdBuilds } from './cold-builds.js';
+import { fromRedis } from './deadline.js';
 import { FarmStatus } from './farm-status.js';
 import { LiveWorkers } from './live-workers.js';
 import type { SourceResolver } from './source-resolver.js';
+import { UnknownPackages } from './unknown-packages.js';
 
 export interface FarmOptions {
   config: Config;
@@ -21,11 +26,15 @@ export interface FarmOptions {
   storage: Storage;
   resolver: SourceResolver;
   logger: Logger;
+  /** Counts a cold pull refused by admission control. */
+  onRefused(reason: RefusalReason): void;
 }
 
 export interface Farm {
-  builds: BuildQueue;
-  liveWorkers: LiveWorkers;
+  /** Cold pulls' builds: negative cache, admission, queue, wait. */
+  coldBuilds: ColdBuilds;
+  /** Live workers per system, within the request deadline. */
+  liveWorkers: Pick<LiveWorkers, 'count'>;
   prebuilds: Prebuilds;
   status: FarmStatus;
   /** Redis PING on a connection that fails fast instead of queueing while Redis is away. */
@@ -33,19 +42,21 @@ export interface Farm {
   close(): Promise<void>;
 }
 
-export function connectFarm({ config, systems, storage, resolver, logger }: FarmOptions): Farm {
+export function connectFarm({ config, systems, storage, resolver, logger, onRefused }: FarmOptions): Farm {
   const connection = redisConnectionOptions(config.redis.url);
   const redis = new Redis(connection);
   const healthRedis = new Redis({ ...connection, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
   for (const client of [redis, healthRedis]) client.on('error', (err) => logger.debug({ err }, 'redis connection error'));
 
+  // Resolve, build and graph are each bounded by NIX_TIMEOUT; packing gets a minute on top.
+  const waitTimeoutMs = (3 * config.nix.timeoutSeconds + 60) * 1000;
   const builds = new BuildQueue({
     connection,
     systems,
-    // Resolve, build and graph are each bounded by NIX_TIMEOUT; packing gets a minute on top.
-    waitTimeoutMs: (3 * config.nix.timeoutSeconds + 60) * 1000,
+    waitTimeoutMs,
     onError: (err) => logger.warn({ err }, 'queue connection error'),
   });
+  const admission = new Admission(redis, builds, { ...config.admission, waitTimeoutMs }, onRefused);
   const prebuilds = new Prebuilds({
     redis,
     connection,
@@ -59,8 +70,8 @@ export function connectFarm({ config, systems, storage, resolver, logger }: Farm
   });
   const liveWorkers = new LiveWorkers(redis);
   return {
-    builds,
-    liveWorkers,
+    coldBuilds: new ColdBuilds(builds, admission, new UnknownPackages(redis, config.image.manifestTtlSeconds)),
+    liveWorkers: { count: (system) => fromRedis(liveWorkers.countSettled(system), 'counting live workers') },
     prebuilds,
     status: new FarmStatus(systems, builds, liveWorkers, prebuilds),
     async ping() {

@@ -6,7 +6,7 @@
 // then the stand-ins below wait for them, so callers never know the difference.
 
 import { createServer } from 'node:http';
-import { loadConfigOrExit, openStorage, roleReadiness } from '@nixyard/core';
+import { SHUTDOWN_GRACE_DEFAULTS, loadConfigOrExit, openStorage, roleReadiness } from '@nixyard/core';
 import { pino } from 'pino';
 import { createApp } from './app.js';
 import { ContentCache } from './content-cache.js';
@@ -14,6 +14,7 @@ import { EpochWatch } from './epoch-watch.js';
 import type { Farm } from './farm.js';
 import { failRequest } from './http-errors.js';
 import { ApiMetrics } from './metrics.js';
+import { clientAddressOf } from './client-address.js';
 import { deferred, listenerOnFirstUse, onFirstUse } from './on-first-use.js';
 import { PackageIndexCache } from './package-index-cache.js';
 import { RecordCache } from './record-cache.js';
@@ -31,15 +32,14 @@ const resolver = new SourceResolver(config.source, config.image.manifestTtlSecon
 let connectedFarm: Farm | undefined;
 const farm = onFirstUse(async () => {
   const { connectFarm } = await import('./farm.js');
-  connectedFarm = connectFarm({ config, systems, storage, resolver, logger });
+  connectedFarm = connectFarm({ config, systems, storage, resolver, logger, onRefused: (reason) => metrics.admissionRefusals.inc({ reason }) });
   logger.info({ systems }, 'build farm connection opened');
   return connectedFarm;
 });
-const builds = deferred(async () => (await farm()).builds, ['build']);
+const coldBuilds = deferred(async () => (await farm()).coldBuilds, ['build']);
 const liveWorkers = deferred(async () => (await farm()).liveWorkers, ['count']);
 const farmStatus = deferred(async () => (await farm()).status, ['queueDepth', 'liveWorkers', 'prebuildBatches', 'recentFailures']);
 const prebuilds = deferred(async () => (await farm()).prebuilds, ['submit', 'list', 'get', 'cancel']);
-
 const metrics = new ApiMetrics(farmStatus);
 const operator = listenerOnFirstUse(
   async () => {
@@ -70,7 +70,7 @@ const app = createApp({
     content.clear();
   }),
   packageIndex: new PackageIndexCache(storage),
-  builds,
+  builds: coldBuilds,
   resolver,
   liveWorkers,
   systems,
@@ -78,6 +78,7 @@ const app = createApp({
   manifestTtlSeconds: config.image.manifestTtlSeconds,
   metrics,
   logger,
+  clientAddress: clientAddressOf(config.proxy.trustedProxies),
   operator,
   blobServing: {
     redirects: config.storage.backend === 's3' && config.storage.usePresignedUrls,
@@ -85,20 +86,32 @@ const app = createApp({
   },
 });
 
-const server = createServer(app).listen(config.port, () => {
-  logger.info({ port: config.port, source: config.source, systems }, 'nixyard api listening');
+// HOST unset: every interface, as Node does by default.
+const server = createServer(app).listen(config.port, config.host, () => {
+  logger.info({ host: config.host ?? '*', port: config.port, source: config.source, systems }, 'nixyard api listening');
 });
 // A pull may wait for a whole build; Node's default 5-minute request timeout would cut it.
 server.requestTimeout = 0;
 
+const graceSeconds = config.shutdownGraceSeconds ?? SHUTDOWN_GRACE_DEFAULTS.api;
 let stopping = false;
 function stop(signal: string): void {
   if (stopping) return;
   stopping = true;
-  logger.info({ signal }, 'stopping: finishing in-flight requests');
+  logger.info({ signal, graceSeconds }, 'stopping: finishing in-flight requests');
+  // Pulls waiting for builds, or a Redis that does not answer, must not hold the process past its
+  // grace period: the orchestrator would kill it anyway, without the log line saying why.
+  setTimeout(() => {
+    logger.warn({ graceSeconds }, 'grace period over: exiting with work unfinished');
+    logger.flush();
+    process.exit(0);
+  }, graceSeconds * 1000).unref();
   // No new connections; idle keep-alive ones close now, busy ones once their response is sent.
   server.close(() => {
-    void (connectedFarm?.close() ?? Promise.resolve()).finally(() => process.exit(0));
+    void (connectedFarm?.close() ?? Promise.resolve()).finally(() => {
+      logger.flush();
+      process.exit(0);
+    });
   });
   server.closeIdleConnections();
 }

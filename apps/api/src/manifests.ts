@@ -34,7 +34,7 @@ import {
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { chooseIndexFormat, chooseManifestFormat, type ManifestFormat } from './accept.js';
-import type { BuildQueue } from './build-queue.js';
+import type { ColdBuildRequest } from './cold-builds.js';
 import type { ContentCache } from './content-cache.js';
 import { indexSystemsFor, jobForImage } from './image-records.js';
 import type { LiveWorkers } from './live-workers.js';
@@ -54,7 +54,8 @@ export interface ManifestDeps {
   /** Manifests and other blobs by digest. */
   content: Pick<ContentCache, 'document'>;
   packageIndex: Pick<PackageIndexCache, 'get'>;
-  builds: Pick<BuildQueue, 'build'>;
+  /** Builds for cold pulls: negative cache, admission control, the queue (cold-builds.ts). */
+  builds: { build(job: BuildJobData, request: ColdBuildRequest): Promise<unknown> };
   resolver: Pick<SourceResolver, 'source' | 'resolve'>;
   liveWorkers: Pick<LiveWorkers, 'count'>;
   /** NIXYARD_SYSTEMS: the systems this registry serves. */
@@ -71,6 +72,8 @@ export interface ManifestQuery {
   accept: string | string[] | undefined;
   head: boolean;
   requestId: string;
+  /** The client's address (client-address.ts), for per-client admission limits. */
+  client: string;
 }
 
 export async function serveManifest(deps: ManifestDeps, query: ManifestQuery, res: ServerResponse): Promise<void> {
@@ -84,7 +87,7 @@ export async function serveManifest(deps: ManifestDeps, query: ManifestQuery, re
   const indexFormat = indexSystems && chooseIndexFormat(query.accept);
 
   if (indexSystems && indexFormat) {
-    const records = await Promise.all(indexSystems.map((system) => manifestRecordFor(deps, { ...request, system }, resolved, query.requestId)));
+    const records = await Promise.all(indexSystems.map((system) => manifestRecordFor(deps, { ...request, system }, resolved, query)));
     const entries = records.map((record) => ({ system: record.system, manifest: record.manifests[indexFormat] }));
     const index: BuiltDocument = indexFormat === 'oci' ? buildOciIndex(entries) : buildDockerManifestList(entries);
     // Stored so that a client can fetch it again by digest.
@@ -95,7 +98,7 @@ export async function serveManifest(deps: ManifestDeps, query: ManifestQuery, re
   }
 
   const system = indexSystems ? indexSystems[0]! : request.system;
-  const record = await manifestRecordFor(deps, { ...request, system }, resolved, query.requestId);
+  const record = await manifestRecordFor(deps, { ...request, system }, resolved, query);
   const format: ManifestFormat = chooseManifestFormat(query.accept);
   const descriptor = record.manifests[format];
   const bytes = await readManifestBlob(deps.content, descriptor.digest);
@@ -103,11 +106,11 @@ export async function serveManifest(deps: ManifestDeps, query: ManifestQuery, re
   sendManifest(res, bytes, mediaTypeOf(bytes) ?? '', descriptor.digest, query.head);
 }
 
-async function manifestRecordFor(deps: ManifestDeps, spec: ImageSpec, resolved: ResolvedTag, requestId: string): Promise<ManifestRecord> {
+async function manifestRecordFor(deps: ManifestDeps, spec: ImageSpec, resolved: ResolvedTag, query: Pick<ManifestQuery, 'requestId' | 'client'>): Promise<ManifestRecord> {
   if (!deps.systems.includes(spec.system)) {
     throw new RegistryError('MANIFEST_UNKNOWN', `this registry does not serve ${spec.system} images`, { system: spec.system });
   }
-  const job = jobForImage(deps.resolver.source, spec, resolved, deps.manifestTtlSeconds, requestId);
+  const job = jobForImage(deps.resolver.source, spec, resolved, deps.manifestTtlSeconds, query.requestId);
   const stored = await deps.records.get(job.imageKey, (record) => isFresh(record, job.freshAfter));
   if (stored) {
     deps.metrics.manifestRequests.inc({ cache: 'hit' });
@@ -119,7 +122,7 @@ async function manifestRecordFor(deps: ManifestDeps, spec: ImageSpec, resolved: 
     // A worker that starts announces itself at once, and a live one every HEARTBEAT_INTERVAL_MS.
     throw new RegistryError('UNAVAILABLE', `no worker builds ${spec.system} images right now; try again later`, { system: spec.system }, { retryAfterSeconds: HEARTBEAT_INTERVAL_MS / 1000 });
   }
-  await deps.builds.build(job);
+  await deps.builds.build(job, { client: query.client });
   const built = await deps.records.read(job.imageKey);
   if (!built) throw new RegistryError('UNKNOWN', 'the build finished but its manifest record is missing from storage');
   return built;

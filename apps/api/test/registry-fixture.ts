@@ -113,13 +113,16 @@ export type BuildOutcome =
 /** The build queue's `build`: records every job it gets and answers with `outcome`. */
 export class FakeBuildQueue {
   readonly jobs: BuildJobData[] = [];
+  /** The client address each job's pull came from. */
+  readonly clients: string[] = [];
   readonly published: PublishedImage[] = [];
   outcome: BuildOutcome = { kind: 'publish' };
 
   constructor(private readonly storage: Storage) {}
 
-  async build(job: BuildJobData): Promise<BuildResult> {
+  async build(job: BuildJobData, request?: { client: string }): Promise<BuildResult> {
     this.jobs.push(job);
+    if (request) this.clients.push(request.client);
     const outcome = this.outcome;
     if (outcome.kind === 'reject') throw outcome.error;
     let digest: Digest = UNKNOWN_DIGEST;

@@ -13,6 +13,8 @@
 // | `nixyard:prebuild:<id>`       | string       | API           | a prebuild batch's record (JSON, TTL)  |
 // | `nixyard:prebuilds`           | sorted set   | API           | batch ids by creation time             |
 // | `nixyard:prebuilds:lock`      | string       | API           | short lock around a batch submission   |
+// | `nixyard:unknown:<image key>` | string       | API           | packages a build found unknown (TTL)   |
+// | `nixyard:client:<address>`    | sorted set   | API           | a client's cold builds: job → deadline |
 //
 // BullMQ adds its own keys under `bull:<queue>:*`. The package index is a storage record, not a
 // Redis key (package-index.ts).
@@ -51,3 +53,20 @@ export function prebuildBatchKey(id: string): string {
 export const PREBUILD_BATCHES = 'nixyard:prebuilds';
 /** Held while a batch is submitted: one job cannot have two flow parents. */
 export const PREBUILD_SUBMIT_LOCK = 'nixyard:prebuilds:lock';
+
+/**
+ * The packages a build of this image found unknown (JSON array): pulls of the same name on the same
+ * source revision are answered from it without a build job (the negative cache).
+ */
+export function unknownPackagesKey(imageKey: string): string {
+  return `nixyard:unknown:${imageKey}`;
+}
+
+/**
+ * A client's cold builds in flight, for NIXYARD_MAX_BUILDS_PER_CLIENT: member = job id, score =
+ * when the pull stops waiting (ms), so a replica that dies holding a slot cannot leak it. The
+ * address is a validated IP address, never raw header text.
+ */
+export function clientBuildsKey(address: string): string {
+  return `nixyard:client:${address}`;
+}
