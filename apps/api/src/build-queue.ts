@@ -26,6 +26,8 @@ export interface BuildQueueOptions {
   systems: readonly System[];
   /** How long a pull waits for its build before giving up (the build itself goes on). */
   waitTimeoutMs: number;
+  /** How often a waiting pull checks that Redis still has its job (default JOB_CHECK_MS). */
+  jobCheckMs?: number;
   /** Connection errors (Redis away): BullMQ retries; an unheard 'error' event would end the process. */
   onError?(err: Error): void;
 }
@@ -75,22 +77,51 @@ export class BuildQueue {
     if (!entry) {
       throw new RegistryError('UNSUPPORTED', `this registry does not build images for ${data.system}`, { system: data.system });
     }
-    const job = await addBuild(entry.queue, data);
+    let job = await addBuild(entry.queue, data);
     return {
       result: async () => {
-        let result: unknown;
-        try {
-          result = await job.waitUntilFinished(entry.events, this.options.waitTimeoutMs);
-        } catch (err) {
-          throw failureToRegistryError(err, job.id, this.options.waitTimeoutMs);
+        const giveUpAt = Date.now() + this.options.waitTimeoutMs;
+        for (;;) {
+          const waiting = job.waitUntilFinished(entry.events, Math.max(1, giveUpAt - Date.now()));
+          let outcome: { finished: unknown } | 'vanished';
+          try {
+            outcome = await Promise.race([waiting.then((finished) => ({ finished })), vanished(entry.queue, job.id!, waiting, this.options.jobCheckMs ?? JOB_CHECK_MS)]);
+          } catch (err) {
+            throw failureToRegistryError(err, job.id, this.options.waitTimeoutMs);
+          }
+          if (outcome !== 'vanished') return BuildResultSchema.parse(outcome.finished);
+          // Redis lost the job (restarted empty, or flushed): the pull asks for the build again.
+          waiting.catch(() => {});
+          job = await addBuild(entry.queue, data);
         }
-        return BuildResultSchema.parse(result);
       },
     };
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map(({ queue, events }) => Promise.all([queue.close(), events.close()])));
+  }
+}
+
+/** How often a pull waiting for a build checks that Redis still has its job. */
+export const JOB_CHECK_MS = 5_000;
+
+/**
+ * Resolves with 'vanished' once Redis no longer knows the job; never while `waiting` is pending
+ * otherwise (a check that fails, Redis being away, is only tried again). BullMQ's own wait would
+ * last until its timeout for a job that no longer exists, since no event will ever come for it.
+ */
+async function vanished(queue: Queue, jobId: string, waiting: Promise<unknown>, checkMs: number): Promise<'vanished'> {
+  let settled = false;
+  waiting.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, checkMs).unref());
+    if (settled) return new Promise<never>(() => {});
+    const state = await queue.getJobState(jobId).catch(() => 'unreadable');
+    if (state === 'unknown' && !settled) return 'vanished';
   }
 }
 

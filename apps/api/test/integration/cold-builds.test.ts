@@ -104,7 +104,7 @@ describe('cold builds on a real Redis', () => {
     worker = undefined;
     await builds?.close();
     await redis.client().flushall();
-    builds = new BuildQueue({ connection: redisConnectionOptions(redis.url), systems: [SYSTEM], waitTimeoutMs: 60_000 });
+    builds = new BuildQueue({ connection: redisConnectionOptions(redis.url), systems: [SYSTEM], waitTimeoutMs: 60_000, jobCheckMs: 200 });
     await builds.ready();
     refusals.length = 0;
     unknown.clear();
@@ -170,6 +170,16 @@ describe('cold builds on a real Redis', () => {
     await assert.rejects(cold.build(job('hello.drvPath', true), { client: '192.0.2.1' }), (err) => err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN');
     const movingTtl = await redis.client().ttl(unknownPackagesKey(job('hello.drvPath', true).imageKey));
     assert.ok(movingTtl > TTL_SECONDS - 10 && movingTtl <= TTL_SECONDS, `moving TTL ${movingTtl}`);
+  });
+
+  test('a job that Redis loses while a pull waits for it (restarted empty) is asked for again, and the pull gets its build', async () => {
+    const cold = coldBuilds({ maxQueuedBuilds: 100, maxBuildsPerClient: 4 });
+    const pull = cold.build(job('hello'), { client: '192.0.2.1' });
+    await waitFor(async () => (await builds.queue(SYSTEM)!.getWaitingCount()) === 1);
+    await redis.client().flushall(); // what an empty restart leaves, without closing the connections
+    startWorker();
+    await pull;
+    assert.deepEqual(processed, [job('hello').imageKey]);
   });
 
   test('live workers: a zero is looked at again for a moment, so a worker re-announcing after a Redis restart counts', async () => {
