@@ -64,6 +64,8 @@ const METRICS: Record<string, Spec> = {
   nixyard_queue_jobs: { role: 'api', type: 'gauge', labels: ['system', 'state'], values: { state: QUEUE_STATES } },
   nixyard_workers: { role: 'api', type: 'gauge', labels: ['system'] },
   nixyard_prebuild_batches: { role: 'api', type: 'gauge', labels: ['state'], values: { state: ['running', 'settled'] } },
+  nixyard_admission_refusals_total: { role: 'api', type: 'counter', labels: ['reason'], values: { reason: ['queue_full', 'client_limit'] } },
+  nixyard_farm_sampled: { role: 'api', type: 'gauge', labels: ['gauge'], values: { gauge: ['nixyard_queue_jobs', 'nixyard_workers', 'nixyard_prebuild_batches'] } },
   nixyard_builds_total: { role: 'worker', type: 'counter', labels: ['result'], values: { result: ['started', 'succeeded', 'failed'] } },
   nixyard_build_failures_total: { role: 'worker', type: 'counter', labels: ['code'], values: { code: FAILURE_CODES } },
   nixyard_build_phase_duration_seconds: { role: 'worker', type: 'histogram', labels: ['phase', 'system'], values: { phase: PHASES } },
@@ -200,6 +202,13 @@ describe('metrics, dashboard and alerts against a real stack', () => {
     const batches = family(api, 'nixyard_prebuild_batches', 'gauge', ['state']);
     assert.equal(valueOf(batches, batches.name, { state: 'running' }), 0);
     assert.equal(valueOf(batches, batches.name, { state: 'settled' }), 0);
+
+    // Exported at 0 from the start; these few pulls are far below both limits.
+    const refusals = family(api, 'nixyard_admission_refusals_total', 'counter', ['reason']);
+    for (const reason of ['queue_full', 'client_limit']) assert.equal(valueOf(refusals, refusals.name, { reason }), 0, `reason="${reason}"; exported:${show(refusals)}`);
+    // The three gauges above were read from Redis at this scrape.
+    const sampled = family(api, 'nixyard_farm_sampled', 'gauge', ['gauge']);
+    for (const gauge of ['nixyard_queue_jobs', 'nixyard_workers', 'nixyard_prebuild_batches']) assert.equal(valueOf(sampled, sampled.name, { gauge }), 1, `gauge="${gauge}"; exported:${show(sampled)}`);
 
     for (const [name, type] of Object.entries(PROCESS_METRICS)) family(api, name, type, []);
   });
