@@ -4,10 +4,15 @@
 //   - per client address, by the cold builds it has in flight (NIXYARD_MAX_BUILDS_PER_CLIENT),
 //     counted in Redis so that every API replica sees the same count.
 // A pull that joins a build already in flight adds no work and is never refused. Both answers are
-// 429 TOOMANYREQUESTS with Retry-After. The bounds are checked before the job is added, so two
-// replicas deciding at once may each let one more through: they are limits on abuse, not quotas.
+// 429 TOOMANYREQUESTS with Retry-After.
+//
+// The decisions must hold under a burst, when many cold pulls arrive in the same millisecond:
+// within a replica, new builds of one system are decided and enqueued one at a time, so each
+// sees the jobs the one before it added; a client's slot is checked and taken in one Lua script,
+// so replicas cannot both take the last one. Across replicas the queue bound is still read, then
+// added to, so replicas deciding at the same moment may each let one more build through.
 
-import { RegistryError, clientBuildsKey, isFinishedState, jobIdFor, type BuildJobData } from '@nixyard/core';
+import { RegistryError, clientBuildsKey, isFinishedState, jobIdFor, type BuildJobData, type System } from '@nixyard/core';
 import type { Redis } from 'ioredis';
 import type { BuildQueue } from './build-queue.js';
 
@@ -17,6 +22,20 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = ['queue_full', 'client_
 /** Job states that count as waiting for a worker. */
 const QUEUED_STATES = ['waiting', 'prioritized', 'delayed'] as const;
 const RETRY_AFTER_SECONDS = 30;
+
+/**
+ * Takes a client's slot if it has one left: drops slots past their deadline, counts the rest, and
+ * adds this one when under the limit. KEYS[1] the client's sorted set; ARGV now, limit, job id,
+ * deadline (ms). Returns 1 when taken (or already held by this job), 0 when the client is at its limit.
+ */
+const TAKE_SLOT = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return 1
+`;
 
 export interface AdmissionLimits {
   maxQueuedBuilds: number;
@@ -34,6 +53,9 @@ export interface Admitted {
 const NOTHING_HELD: Admitted = { release: async () => {} };
 
 export class Admission {
+  /** Per system: the decision in progress, which the next one waits for. */
+  private readonly turns = new Map<System, Promise<unknown>>();
+
   constructor(
     private readonly redis: Redis,
     private readonly builds: Pick<BuildQueue, 'queue'>,
@@ -41,31 +63,51 @@ export class Admission {
     private readonly onRefused: (reason: RefusalReason) => void,
   ) {}
 
-  /** Lets the build of `job` for `client` go ahead, or throws 429 TOOMANYREQUESTS. */
-  async admit(job: BuildJobData, client: string): Promise<Admitted> {
-    const queue = this.builds.queue(job.system);
-    if (!queue) return NOTHING_HELD; // the build queue refuses the system itself
-    const jobId = jobIdFor(job.imageKey);
-    const existing = await queue.getJob(jobId);
-    if (existing && !isFinishedState(await existing.getState())) return NOTHING_HELD;
+  /**
+   * Lets the build of `job` for `client` go ahead and enqueues it with `enqueue`, or throws 429
+   * TOOMANYREQUESTS. A pull that joins a build in flight is enqueued (joined) without a decision.
+   */
+  async admit<T>(job: BuildJobData, client: string, enqueue: () => Promise<T>): Promise<{ admitted: Admitted; queued: T }> {
+    if (!this.builds.queue(job.system) || (await this.inFlight(job))) return { admitted: NOTHING_HELD, queued: await enqueue() };
+    return this.inTurn(job.system, async () => {
+      // Another pull of this replica may have enqueued the same image while this one waited.
+      if (await this.inFlight(job)) return { admitted: NOTHING_HELD, queued: await enqueue() };
+      await this.checkQueue(job.system);
+      const admitted = await this.takeSlot(job, client);
+      try {
+        return { admitted, queued: await enqueue() };
+      } catch (err) {
+        await admitted.release().catch(() => {});
+        throw err;
+      }
+    });
+  }
 
-    const counts = await queue.getJobCounts(...QUEUED_STATES);
+  private async inFlight(job: BuildJobData): Promise<boolean> {
+    const existing = await this.builds.queue(job.system)!.getJob(jobIdFor(job.imageKey));
+    return existing !== undefined && !isFinishedState(await existing.getState());
+  }
+
+  private async checkQueue(system: System): Promise<void> {
+    const counts = await this.builds.queue(system)!.getJobCounts(...QUEUED_STATES);
     const queued = QUEUED_STATES.reduce((sum, state) => sum + (counts[state] ?? 0), 0);
-    if (queued >= this.limits.maxQueuedBuilds) {
-      this.onRefused('queue_full');
-      throw new RegistryError(
-        'TOOMANYREQUESTS',
-        `too many builds are waiting for ${job.system} workers (${queued}); try again later`,
-        { system: job.system },
-        { retryAfterSeconds: RETRY_AFTER_SECONDS },
-      );
-    }
-    if (this.limits.maxBuildsPerClient === 0) return NOTHING_HELD;
+    if (queued < this.limits.maxQueuedBuilds) return;
+    this.onRefused('queue_full');
+    throw new RegistryError(
+      'TOOMANYREQUESTS',
+      `too many builds are waiting for ${system} workers (${queued}); try again later`,
+      { system },
+      { retryAfterSeconds: RETRY_AFTER_SECONDS },
+    );
+  }
 
+  private async takeSlot(job: BuildJobData, client: string): Promise<Admitted> {
+    if (this.limits.maxBuildsPerClient === 0) return NOTHING_HELD;
     const key = clientBuildsKey(client);
+    const jobId = jobIdFor(job.imageKey);
     const now = Date.now();
-    const [, inFlight] = (await this.redis.multi().zremrangebyscore(key, '-inf', now).zcard(key).exec()) ?? [];
-    if (Number(inFlight?.[1] ?? 0) >= this.limits.maxBuildsPerClient) {
+    const taken = await this.redis.eval(TAKE_SLOT, 1, key, now, this.limits.maxBuildsPerClient, jobId, now + this.limits.waitTimeoutMs);
+    if (taken !== 1) {
       this.onRefused('client_limit');
       throw new RegistryError(
         'TOOMANYREQUESTS',
@@ -74,12 +116,22 @@ export class Admission {
         { retryAfterSeconds: RETRY_AFTER_SECONDS },
       );
     }
-    const until = now + this.limits.waitTimeoutMs;
-    await this.redis.multi().zadd(key, until, jobId).pexpireat(key, until).exec();
     return {
       release: async () => {
         await this.redis.zrem(key, jobId);
       },
     };
+  }
+
+  /** Runs `decide` once every earlier decision for `system` on this replica has settled. */
+  private async inTurn<T>(system: System, decide: () => Promise<T>): Promise<T> {
+    const before = this.turns.get(system) ?? Promise.resolve();
+    const mine = before.catch(() => {}).then(decide);
+    this.turns.set(system, mine);
+    try {
+      return await mine;
+    } finally {
+      if (this.turns.get(system) === mine) this.turns.delete(system);
+    }
   }
 }

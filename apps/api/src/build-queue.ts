@@ -47,6 +47,8 @@ export class BuildQueue {
       const name = buildQueueName(system);
       const queue = new bullmq.Queue(name, { connection: options.connection });
       const events = new bullmq.QueueEvents(name, { connection: options.connection });
+      // Every pull waiting for a build listens for the queue's 'closing' (BullMQ's waitUntilFinished).
+      queue.setMaxListeners(0);
       const onError = options.onError ?? (() => {});
       queue.on('error', onError);
       events.on('error', onError);

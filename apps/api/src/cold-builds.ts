@@ -24,13 +24,8 @@ export class ColdBuilds {
   async build(job: BuildJobData, request: ColdBuildRequest): Promise<void> {
     const queueing = (async () => {
       await this.unknownPackages.refuseRemembered(job);
-      const admitted = await this.admission.admit(job, request.client);
-      try {
-        return { admitted, pending: await this.builds.enqueue(job) };
-      } catch (err) {
-        await admitted.release().catch(() => {});
-        throw err;
-      }
+      const { admitted, queued } = await this.admission.admit(job, request.client, () => this.builds.enqueue(job));
+      return { admitted, pending: queued };
     })();
     let queued: Awaited<typeof queueing>;
     try {

@@ -132,6 +132,34 @@ describe('cold builds on a real Redis', () => {
     assert.deepEqual(processed.sort(), [job('hello').imageKey, job('jq').imageKey].sort(), 'the joining pull added no build');
   });
 
+  test('a burst of distinct cold pulls at once: exactly NIXYARD_MAX_QUEUED_BUILDS are queued, the rest get 429', async () => {
+    const cold = coldBuilds({ maxQueuedBuilds: 3, maxBuildsPerClient: 0 });
+    const names = ['hello', 'jq', 'git', 'curl', 'htop', 'tree', 'file', 'less', 'gnused', 'gawk'];
+    const outcomes = names.map((name, i) => cold.build(job(name), { client: `192.0.2.${i + 1}` }).then(
+      () => 'built',
+      (err: unknown) => (err instanceof RegistryError ? err.code : String(err)),
+    ));
+    await waitFor(async () => refusals.length === 7);
+    assert.equal(await builds.queue(SYSTEM)!.getWaitingCount(), 3);
+    startWorker();
+    const settled = await Promise.all(outcomes);
+    assert.deepEqual(settled.filter((o) => o === 'built').length, 3);
+    assert.deepEqual(settled.filter((o) => o === 'TOOMANYREQUESTS').length, 7);
+  });
+
+  test('a burst of distinct cold pulls from one client: exactly NIXYARD_MAX_BUILDS_PER_CLIENT go ahead', async () => {
+    const cold = coldBuilds({ maxQueuedBuilds: 100, maxBuildsPerClient: 2 });
+    const outcomes = ['hello', 'jq', 'git', 'curl', 'htop', 'tree'].map((name) => cold.build(job(name), { client: '198.51.100.9' }).then(
+      () => 'built',
+      (err: unknown) => (err instanceof RegistryError ? err.code : String(err)),
+    ));
+    await waitFor(async () => refusals.length === 4);
+    assert.deepEqual(refusals, Array(4).fill('client_limit'));
+    startWorker();
+    const settled = await Promise.all(outcomes);
+    assert.equal(settled.filter((o) => o === 'built').length, 2);
+  });
+
   test('beyond NIXYARD_MAX_BUILDS_PER_CLIENT a client gets 429 until one of its builds is done; other clients do not', async () => {
     const cold = coldBuilds({ maxQueuedBuilds: 100, maxBuildsPerClient: 1 });
     holdFirst.add(job('hello').imageKey);
