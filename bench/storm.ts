@@ -1,0 +1,284 @@
+// npm run bench:storm — whether warm pulls stay fast while a storm of cold builds hits the farm,
+// and what admission control (NIXYARD_MAX_QUEUED_BUILDS) makes of the storm.
+//
+// Each round starts, on free loopback ports with temp storage of its own: a private redis-server,
+// the API (compiled, `node apps/api/dist/main.js`, when `npm run build` is current, else its
+// sources through tsx: the bench builds nothing; LOG_LEVEL=info, NIXYARD_MAX_BUILDS_PER_CLIENT=0
+// since every request comes from 127.0.0.1) and workers on the bundled offline set. It builds one
+// warm image (`hello`), then:
+//   1. idle: warm pulls of its manifest (by tag) and of its smallest layer, a fixed number of
+//      requests from a few keep-alive loops with a short pause in each (a modest, steady load);
+//   2. the storm: 60 distinct cold images (pairs of bundled packages) pulled at once, while the
+//      same warm loops run until every admitted build has answered.
+// It prints, per round and as median [min–max] over the rounds: warm p50/p99 idle and during the
+// storm, the goal "warm p99 during the storm <= 2x idle p99" with pass/FAIL, the 429 refusals
+// counted from the answers and by nixyard_admission_refusals_total, the builds admitted, and the
+// time until every admitted build had answered. The Nix store is made warm first (every package
+// is nix-built once), so a storm's builds resolve, graph, layer and pack, and every round sees
+// the same work. The client runs in this process, on the same cores as the farm; it reads the
+// queue's depth from Redis itself during the storm, so the API serves nothing but the pulls.
+//
+//   npm run bench:storm                          5 rounds, about a minute on 2 cores
+//   npm run bench:storm -- --rounds 1
+//   npm run bench:storm -- --builds 60 --max-queued 20 --workers 2 --requests 4000
+
+import { execFileSync } from 'node:child_process';
+import { Queue } from 'bullmq';
+import { buildQueueName, redisConnectionOptions } from '@nixyard/core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildProblem, freePort, startRedis, startRole, waitForHttp, type Started } from '../scripts/stack.js';
+import { withOfflineNixConfig } from '../scripts/offline-nix.js';
+import { BUNDLED_SET, prepareBundledSet } from '../test/helpers/bundled-set.js';
+import {
+  errorCode,
+  percentile,
+  pullManifest,
+  sampleValue,
+  smallestLayer,
+  startApiReplica,
+  timedRequest,
+  warmLoop,
+  type Answer,
+  type WarmSample,
+} from '../test/chaos/api-replicas.js';
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const argv = process.argv.slice(2);
+const KNOWN = ['--rounds', '--builds', '--max-queued', '--workers', '--requests'];
+function usage(problem: string): never {
+  console.error(`bench:storm: ${problem}\nusage: npm run bench:storm -- [--rounds N] [--builds N] [--max-queued N] [--workers N] [--requests N]`);
+  process.exit(2);
+}
+for (let i = 0; i < argv.length; i += 2) if (!KNOWN.includes(argv[i]!)) usage(`unknown option ${argv[i]}`);
+function option(name: string, fallback: number): number {
+  const i = argv.indexOf(name);
+  if (i < 0) return fallback;
+  const value = Number(argv[i + 1]);
+  if (!Number.isInteger(value) || value < 1) usage(`${name} takes a whole number >= 1`);
+  return value;
+}
+const ROUNDS = option('--rounds', 5);
+const BUILDS = option('--builds', 60);
+const MAX_QUEUED = option('--max-queued', 20);
+const WORKERS = option('--workers', 2);
+/** Warm requests measured idle, manifests and blobs alternately. */
+const IDLE_REQUESTS = option('--requests', 4000);
+const LOOPS = 4;
+const PAUSE_MS = 2;
+const WARM = 'hello';
+const GOAL_RATIO = 2;
+
+/** Bundled packages whose pairs name the storm's images (the bundled set has no others this small). */
+const PACKAGES = ['jq', 'nano', 'bash', 'busybox', 'coreutils', 'moreutils', 'zlib', 'openssl', 'gmp', 'libffi', 'zstd', 'acl', 'attr'];
+const COLD_NAMES = PACKAGES.flatMap((a, i) => PACKAGES.slice(i + 1).map((b) => `${a}/${b}`)).slice(0, BUILDS);
+if (COLD_NAMES.length < BUILDS) usage(`--builds: at most ${COLD_NAMES.length} distinct images`);
+
+// ---------------------------------------------------------------------------------------------
+// Processes and clean-up (also on Ctrl-C)
+
+const cleanups: Array<() => Promise<void> | void> = [];
+async function cleanUp(): Promise<void> {
+  for (const step of cleanups.splice(0).reverse()) {
+    try {
+      await step();
+    } catch (err) {
+      console.error(`bench:storm: clean-up: ${(err as Error).message}`);
+    }
+  }
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    console.error(`\nbench:storm: ${signal}, stopping everything`);
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
+
+function track(started: Started): Started {
+  cleanups.push(() => started.stop(5_000));
+  return started;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One round
+
+interface Round {
+  idle: WarmSample[];
+  storm: WarmSample[];
+  refusedAnswers: number;
+  refusedCounted: number;
+  admitted: number;
+  /** Answers other than 200 and 429 (builds that failed, 503s). */
+  failed: string[];
+  /** From the storm's first request to the last admitted build's answer. */
+  stormMs: number;
+  /** The largest number of builds waiting at once, sampled from /metrics during the storm. */
+  peakWaiting: number;
+}
+
+async function round(n: number, compiled: boolean): Promise<Round> {
+  const dir = mkdtempSync(join(tmpdir(), 'nixyard-bench-storm-'));
+  const roundCleanups = cleanups.length;
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  try {
+    const redis = await startRedis(join(dir, 'redis'));
+    track(redis);
+    const env = withOfflineNixConfig({
+      ...process.env,
+      REDIS_URL: redis.url,
+      STORAGE_PATH: join(dir, 'storage'),
+      NIXERY_PKGS_PATH: BUNDLED_SET,
+      NIX_TIMEOUT: '600',
+      LOG_LEVEL: 'info',
+      NIXYARD_MAX_QUEUED_BUILDS: String(MAX_QUEUED),
+      NIXYARD_MAX_BUILDS_PER_CLIENT: '0',
+    });
+    const api = await startApiReplica(env, {}, { compiled, quiet: true });
+    cleanups.push(() => api.stop());
+    await Promise.all(
+      Array.from({ length: WORKERS }, async () => {
+        const metricsPort = await freePort();
+        const worker = track(startRole('worker', { env: { ...env, NIXYARD_WORKER_METRICS_PORT: String(metricsPort) }, stdio: 'ignore', compiled }));
+        await waitForHttp(`http://127.0.0.1:${metricsPort}/metrics`, 60_000, worker.child);
+      }),
+    );
+
+    const built = await pullManifest(api.host, WARM);
+    if (built.status !== 200) throw new Error(`the warm image did not build: ${built.status} ${built.body.toString()}`);
+    const target = { host: api.host, name: WARM, digest: smallestLayer(built.body) };
+    // The API's Redis side is loaded by the first scrape, not by the storm.
+    await timedRequest(api.host, '/metrics');
+
+    const idle = await warmLoop(target, { concurrency: LOOPS, count: IDLE_REQUESTS, pauseMs: PAUSE_MS }).done;
+
+    const loop = warmLoop(target, { concurrency: LOOPS, pauseMs: PAUSE_MS });
+    let peakWaiting = 0;
+    let sampling = true;
+    // Read from Redis by this process, not from the API's /metrics: the API serves only the pulls.
+    const queue = new Queue(buildQueueName('x86_64-linux'), { connection: redisConnectionOptions(redis.url) });
+    cleanups.push(() => queue.close());
+    const sampler = (async () => {
+      while (sampling) {
+        const counts = await queue.getJobCounts('waiting', 'prioritized');
+        peakWaiting = Math.max(peakWaiting, (counts.waiting ?? 0) + (counts.prioritized ?? 0));
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    })();
+    const fired = performance.now();
+    const answers = await Promise.all(COLD_NAMES.map((name) => pullManifest(api.host, name).catch((err: Error) => err)));
+    const stormEnd = performance.now();
+    sampling = false;
+    await sampler;
+    const storm = (await loop.stop()).filter((s) => s.at < stormEnd);
+
+    const text = (await timedRequest(api.host, '/metrics', {}, 'GET', false)).body.toString();
+    const refused = answers.filter((a): a is Answer => !(a instanceof Error) && a.status === 429);
+    const failed = answers.flatMap((a, i) =>
+      a instanceof Error ? [`${COLD_NAMES[i]}: ${a.message}`] : a.status === 200 || a.status === 429 ? [] : [`${COLD_NAMES[i]}: ${a.status} ${errorCode(a)}`],
+    );
+    const result: Round = {
+      idle,
+      storm,
+      refusedAnswers: refused.length,
+      refusedCounted: sampleValue(text, 'nixyard_admission_refusals_total{reason="queue_full"}') ?? NaN,
+      admitted: answers.length - refused.length,
+      failed,
+      stormMs: stormEnd - fired,
+      peakWaiting,
+    };
+    console.log(
+      `round ${n}: idle ${describe(idle)}; storm ${describe(storm)}; ${result.refusedAnswers} refused (429), ${result.admitted} admitted, ` +
+        `peak waiting ${peakWaiting}, storm over after ${(result.stormMs / 1000).toFixed(1)} s${failed.length ? `; FAILED pulls: ${failed.join('; ')}` : ''}`,
+    );
+    return result;
+  } finally {
+    for (const step of cleanups.splice(roundCleanups).reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        console.error(`bench:storm: clean-up: ${(err as Error).message}`);
+      }
+    }
+  }
+}
+
+function describe(samples: readonly WarmSample[]): string {
+  const bad = samples.filter((s) => s.status !== 200).length;
+  return `${samples.length} warm requests${bad ? ` (${bad} NOT 200)` : ''}, p50 ${fmt(p(samples, 50))} ms, p99 ${fmt(p(samples, 99))} ms`;
+}
+
+const p = (samples: readonly WarmSample[], q: number, kind?: WarmSample['kind']) => percentile(samples.filter((s) => !kind || s.kind === kind).map((s) => s.ms), q);
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+function fmt(x: number, digits = 2): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : '–';
+}
+function spread(xs: number[], digits = 2): string {
+  if (xs.length < 2) return fmt(xs[0] ?? NaN, digits);
+  return `${fmt(median(xs), digits)} [${fmt(Math.min(...xs), digits)}–${fmt(Math.max(...xs), digits)}]`;
+}
+
+async function main(): Promise<void> {
+  const begun = performance.now();
+  const load = loadavg()[0]!;
+  prepareBundledSet();
+  const problem = buildProblem();
+  const compiled = problem === undefined;
+  if (!compiled) console.error(`bench:storm: no current compiled roles (${problem}); running the sources through tsx`);
+  // A warm Nix store: the storm's builds do the same work in every round.
+  execFileSync('nix-build', ['--no-out-link', BUNDLED_SET, ...[WARM, ...PACKAGES].flatMap((a) => ['-A', a])], {
+    env: withOfflineNixConfig(process.env),
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+
+  const rounds: Round[] = [];
+  for (let n = 1; n <= ROUNDS; n++) rounds.push(await round(n, compiled));
+
+  const pick = (f: (r: Round) => number) => rounds.map(f);
+  const ratios = pick((r) => p(r.storm, 99) / p(r.idle, 99));
+  const pass = median(ratios) <= GOAL_RATIO && rounds.every((r) => r.idle.concat(r.storm).every((s) => s.status === 200));
+  const lines: Array<[string, string]> = [
+    ['warm p50 idle, manifest+blob (ms)', spread(pick((r) => p(r.idle, 50)))],
+    ['warm p99 idle, manifest+blob (ms)', spread(pick((r) => p(r.idle, 99)))],
+    ['warm p99 idle: manifest / blob (ms)', `${spread(pick((r) => p(r.idle, 99, 'manifest')))} / ${spread(pick((r) => p(r.idle, 99, 'blob')))}`],
+    ['warm p50 during the storm (ms)', spread(pick((r) => p(r.storm, 50)))],
+    ['warm p99 during the storm (ms)', spread(pick((r) => p(r.storm, 99)))],
+    ['warm p99 during the storm: manifest / blob (ms)', `${spread(pick((r) => p(r.storm, 99, 'manifest')))} / ${spread(pick((r) => p(r.storm, 99, 'blob')))}`],
+    ['warm requests during the storm', spread(pick((r) => r.storm.length), 0)],
+    [`goal: warm p99 during the storm <= ${GOAL_RATIO}x idle p99`, `${spread(ratios)}x  ${pass ? 'pass' : 'FAIL'}`],
+    ['429 refusals, from the answers', spread(pick((r) => r.refusedAnswers), 0)],
+    ['429 refusals, nixyard_admission_refusals_total{reason="queue_full"}', spread(pick((r) => r.refusedCounted), 0)],
+    [`builds admitted (of ${BUILDS}; bound: ${MAX_QUEUED} waiting + ${WORKERS} running)`, spread(pick((r) => r.admitted), 0)],
+    ['peak builds waiting (read from the queue every 250 ms)', spread(pick((r) => r.peakWaiting), 0)],
+    ['time until every admitted build answered (s)', spread(pick((r) => r.stormMs / 1000), 1)],
+    ['pulls that failed (neither 200 nor 429)', spread(pick((r) => r.failed.length), 0)],
+  ];
+  console.log('');
+  console.log(
+    `bench:storm: ${ROUNDS} round(s), median [min–max]; ${BUILDS} distinct cold images at once, NIXYARD_MAX_QUEUED_BUILDS=${MAX_QUEUED}, ` +
+      `${WORKERS} worker(s); warm ${WARM} manifest and smallest layer, ${LOOPS} keep-alive loops pausing ${PAUSE_MS} ms, ${IDLE_REQUESTS} requests idle; ` +
+      `roles ${compiled ? 'compiled' : 'on tsx (NOT compiled)'}; ${cpus().length} cores, load ${load.toFixed(2)} at the start`,
+  );
+  const width = Math.max(...lines.map(([name]) => name.length));
+  for (const [name, value] of lines) console.log(`${name.padEnd(width)}  ${value}`);
+  const mismatched = rounds.filter((r) => r.refusedAnswers !== r.refusedCounted).length;
+  if (mismatched) console.log(`note: in ${mismatched} round(s) the refusal metric differs from the 429s answered`);
+  console.log(`the bench took ${Math.round((performance.now() - begun) / 1000)} s`);
+  process.exitCode = pass ? 0 : 1;
+}
+
+main()
+  .catch((err: unknown) => {
+    console.error(`bench:storm: ${(err as Error).stack ?? String(err)}`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanUp());
