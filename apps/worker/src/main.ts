@@ -3,7 +3,7 @@
 // readiness on NIXYARD_WORKER_METRICS_HOST:NIXYARD_WORKER_METRICS_PORT.
 
 import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
+import { getPriority, hostname, setPriority } from 'node:os';
 import { Worker } from 'bullmq';
 import {
   PREBUILD_QUEUE,
@@ -31,6 +31,11 @@ import { createShutdown } from './shutdown.js';
 
 const config = loadConfigOrExit('worker');
 const logger = pino({ level: config.logLevel, base: { role: 'worker' } });
+// Builds yield the CPU to serving (NIXYARD_WORKER_NICE): where workers share cores with an API, as
+// in the compose file, a storm of builds must not slow warm pulls. Set first, so the gzip pool's
+// threads and every Nix process, started later, inherit it. Only ever lowered: a worker started
+// at a lower priority still (a higher nice value) keeps it.
+if (config.worker.nice > getPriority()) setPriority(config.worker.nice);
 const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
 // Nix commands die with this process (tied-spawn.ts); where they cannot, stop what a dead worker

@@ -61,6 +61,11 @@ export interface Config {
     readonly metricsPort: number;
     /** NIXYARD_WORKER_METRICS_HOST: the address /metrics, /healthz and /readyz listen on; undefined means every interface. */
     readonly metricsHost: string | undefined;
+    /**
+     * NIXYARD_WORKER_NICE: the CPU priority (nice value, 0-19) a worker builds at, so that builds
+     * yield to serving on a shared host.
+     */
+    readonly nice: number;
     /** NIXYARD_PACK_THREADS: threads that gzip layer blocks; undefined means one per core. */
     readonly packThreads: number | undefined;
   };
@@ -247,6 +252,7 @@ const EnvSchema = z.object({
   NIXYARD_MAX_BUILDS_PER_CLIENT: envVar('a whole number >= 0 (0: no limit)', wholeNumber(0)),
   NIXYARD_TRUSTED_PROXIES: envVar('a comma-separated list of IP addresses and CIDR ranges such as 10.0.0.0/8', addressRanges),
   NIXYARD_PACK_THREADS: envVar('a whole number from 1 to 256', wholeNumber(1, 256)),
+  NIXYARD_WORKER_NICE: envVar('a nice value from 0 to 19', wholeNumber(0, 19)),
   NIXYARD_MAX_LAYERS: envVar('a whole number from 2 to 125 (including the symlink layer)', wholeNumber(2, 125)),
   NIXYARD_GZIP_LEVEL: envVar('a whole number from 1 to 9', wholeNumber(1, 9)),
   NIXERY_MANIFEST_TTL: envVar('a whole number of seconds >= 0', wholeNumber(0)),
@@ -269,6 +275,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
   systems: Object.freeze(['x86_64-linux'] as System[]),
   workerConcurrency: 1,
   workerMetricsPort: 9091,
+  workerNice: 10,
   maxLayers: 95,
   gzipLevel: 5,
   manifestTtlSeconds: 300,
@@ -389,6 +396,7 @@ export function loadConfig(env: Env): Config {
       concurrency: e.NIXYARD_WORKER_CONCURRENCY ?? CONFIG_DEFAULTS.workerConcurrency,
       metricsPort: e.NIXYARD_WORKER_METRICS_PORT ?? CONFIG_DEFAULTS.workerMetricsPort,
       metricsHost: e.NIXYARD_WORKER_METRICS_HOST,
+      nice: e.NIXYARD_WORKER_NICE ?? CONFIG_DEFAULTS.workerNice,
       packThreads: e.NIXYARD_PACK_THREADS,
     },
     image: {
