@@ -95,7 +95,9 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
   try {
     const api = startRole('api', { env: { ...env, ...options.apiEnv } });
     roles.push(api);
-    await waitForHttp(`http://${stack.registry}/v2/`, 60_000, api.child);
+    // As the compose proxy does (it starts once the replicas report ready): /readyz also loads the
+    // API's Redis side, which a fresh API otherwise loads with its first cold pull.
+    await waitForHttp(`http://${stack.registry}/readyz`, 60_000, api.child);
     const workers = typeof options.workers === 'object' ? options.workers : Array.from({ length: options.workers ?? 1 }, () => ({}));
     for (const extra of workers) {
       const worker = await addWorker(extra);
