@@ -22,7 +22,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Queue, type Job } from 'bullmq';
-import { buildQueueName, checkStorage, clientBuildsKey, redisConnectionOptions } from '@nixyard/core';
+import { buildQueueName, clientBuildsKey, redisConnectionOptions } from '@nixyard/core';
 import { metricValue, startStack, type TestStack } from '../helpers/stack.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from './processes.js';
@@ -40,6 +40,7 @@ import {
   type ApiReplica,
   type WarmTarget,
 } from './api-replicas.js';
+import { assertStorageSound } from './farm-checks.js';
 
 const SYSTEM = 'x86_64-linux';
 const GRACE_SECONDS = 3;
@@ -137,15 +138,6 @@ async function scrape(host: string): Promise<string> {
   return answer.body.toString();
 }
 
-async function assertStorageSound(): Promise<void> {
-  const report = await checkStorage(stack.storage, { repair: false });
-  assert.ok(report.blobs > 0, 'storage holds blobs');
-  assert.equal(report.hashed, report.blobs, 'every blob hashed');
-  assert.deepEqual(report.corruptBlobs, [], 'every blob hashes to its name');
-  assert.deepEqual(report.brokenManifests, [], 'every manifest record names blobs that exist');
-  assert.deepEqual(report.brokenLayerRecords, [], 'every layer record names a blob that exists');
-}
-
 test('Redis frozen for 7 s: warm pulls answer 200, a cold pull 503 with Retry-After within 2 s, /metrics within 1 s, /readyz 503; then a cold pull builds', { timeout: 120_000 }, async (t) => {
   const target = await warmTarget(api);
   // The API's Redis side is loaded, and the gauges are sampled while Redis answers.
@@ -196,7 +188,7 @@ test('Redis frozen for 7 s: warm pulls answer 200, a cold pull 503 with Retry-Af
   t.diagnostic(`cold pull after SIGCONT: ${thawed.status} after ${Math.round(thawed.ms)} ms`);
   assert.equal(thawed.status, 200, thawed.body.toString());
   assert.equal((await timedRequest(api, '/readyz', {}, 'GET', false)).status, 200);
-  await assertStorageSound();
+  await assertStorageSound(stack.storage);
 });
 
 test('a name that names no package: 404 MANIFEST_UNKNOWN from a build, then from the negative cache without a job, and faster', { timeout: 90_000 }, async (t) => {
@@ -226,7 +218,7 @@ test('a name that names no package: 404 MANIFEST_UNKNOWN from a build, then from
     'the second pull added no job',
   );
   assert.ok(second.ms < first.ms, `the second pull (${Math.round(second.ms)} ms) was faster than the first (${Math.round(first.ms)} ms)`);
-  await assertStorageSound();
+  await assertStorageSound(stack.storage);
 });
 
 test('NIXYARD_MAX_BUILDS_PER_CLIENT=1 by X-Forwarded-For from a trusted proxy; from an untrusted peer the header is ignored', { timeout: 120_000 }, async (t) => {
@@ -266,7 +258,7 @@ test('NIXYARD_MAX_BUILDS_PER_CLIENT=1 by X-Forwarded-For from a trusted proxy; f
   for (const client of ['198.51.100.7', '198.51.100.8', '127.0.0.1']) {
     assert.equal(await redis.exists(clientBuildsKey(client)), 0, `${client}'s slot is released`);
   }
-  await assertStorageSound();
+  await assertStorageSound(stack.storage);
 });
 
 test('NIXYARD_MAX_BUILDS_PER_CLIENT=1 holds for a burst: four distinct cold pulls of one client at once, one admitted', { timeout: 60_000 }, async (t) => {
@@ -295,7 +287,7 @@ test('NIXYARD_MAX_BUILDS_PER_CLIENT=1 holds for a burst: four distinct cold pull
     for (const name of BURST) slow.release(name);
     await Promise.allSettled(pulls);
   }
-  await assertStorageSound();
+  await assertStorageSound(stack.storage);
 });
 
 test(`a build storm: ${STORM.length} distinct cold names at once with NIXYARD_MAX_QUEUED_BUILDS=${MAX_QUEUED} and one worker`, { timeout: 180_000 }, async (t) => {
@@ -362,7 +354,7 @@ test(`a build storm: ${STORM.length} distinct cold names at once with NIXYARD_MA
     await loop.stop();
     await Promise.allSettled([...pulls.values(), ...(joined ? [joined] : [])]);
   }
-  await assertStorageSound();
+  await assertStorageSound(stack.storage);
 });
 
 test(`SIGTERM to the API while Redis is frozen and a cold pull waits: it exits within ${GRACE_SECONDS} s`, { timeout: 90_000 }, async (t) => {
@@ -392,5 +384,5 @@ test(`SIGTERM to the API while Redis is frozen and a cold pull waits: it exits w
 
   slow.release(TERM);
   await waitFor(`${TERM} built anyway`, async () => ((await jobsOf([TERM], ['completed'])).length === 1 ? true : undefined), 60_000);
-  await assertStorageSound();
+  await assertStorageSound(stack.storage);
 });

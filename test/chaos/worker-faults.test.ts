@@ -23,7 +23,7 @@ import {
   STALLED_JOB_REASON,
   WORST_CASE_TAKEOVER_MS,
   buildQueueName,
-  checkStorage,
+
   decodeBuildFailure,
   redisConnectionOptions,
   workersKey,
@@ -33,6 +33,7 @@ import { startTestRedis, type TestRedis } from '../helpers/redis.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { descendants, isRunning, waitFor, type ProcessInfo } from './processes.js';
 import { writeSlowSet, type SlowSet } from './slow-set.js';
+import { assertStorageSound, jobOf, pidOf } from './farm-checks.js';
 
 const SYSTEM = 'x86_64-linux';
 /** What the farm promises after a worker dies (issue 13): the job runs again within 10 s. */
@@ -80,17 +81,6 @@ function pull(name: string): Promise<{ status: number; headers: Headers; body: s
   }));
 }
 
-/** The pid in a worker's id (`host:pid:random`, which BullMQ keeps as the job's processedBy). */
-function pidOf(workerId: string | undefined): number | undefined {
-  const match = workerId === undefined ? null : /:(\d+):[0-9a-f]{8}$/.exec(workerId);
-  return match ? Number(match[1]) : undefined;
-}
-
-async function jobOf(name: string): Promise<Job | undefined> {
-  const jobs = await queue.getJobs(['active', 'waiting', 'failed', 'completed', 'delayed', 'prioritized']);
-  return jobs.find((j) => (j.data as { packages?: string[] }).packages?.[0] === name);
-}
-
 interface Holding {
   job: Job;
   holder: StackWorker;
@@ -104,7 +94,7 @@ function waitForBuilder(name: string, attempt: number, timeoutMs = 60_000): Prom
   return waitFor(
     `${name} building (attempt ${attempt})`,
     async () => {
-      const job = await jobOf(name);
+      const job = await jobOf(queue, name);
       if (!job || !(await job.isActive()) || job.attemptsStarted < attempt || !job.processedBy) return undefined;
       const holder = live.find((w) => w.child.pid === pidOf(job.processedBy));
       if (!holder) return undefined;
@@ -136,15 +126,6 @@ function waitForTakeover(jobId: string, attemptsBefore: number, deadWorkerId: st
   );
 }
 
-async function assertStorageSound(): Promise<void> {
-  const report = await checkStorage(stack.storage, { repair: false });
-  assert.ok(report.blobs > 0, 'storage holds blobs');
-  assert.equal(report.hashed, report.blobs, 'every blob hashed');
-  assert.deepEqual(report.corruptBlobs, [], 'every blob hashes to its name');
-  assert.deepEqual(report.brokenManifests, [], 'every manifest record names blobs that exist');
-  assert.deepEqual(report.brokenLayerRecords, [], 'every layer record names a blob that exists');
-}
-
 test('a worker killed mid-build: another one takes the job over within 10 s and the pull gets 200', { timeout: 90_000 }, async () => {
   const pulled = pull('slow-takeover');
   const held = await waitForBuilder('slow-takeover', 1);
@@ -159,7 +140,7 @@ test('a worker killed mid-build: another one takes the job over within 10 s and 
   const response = await pulled;
   assert.equal(response.status, 200, response.body);
   live.push(await replacement);
-  await assertStorageSound();
+  await assertStorageSound(stack.storage);
 });
 
 test("a worker killed while nix-build runs: its Nix processes die with it", { timeout: 90_000 }, async () => {
@@ -179,7 +160,7 @@ test("a worker killed while nix-build runs: its Nix processes die with it", { ti
   const replacement = stack.addWorker();
   assert.equal((await pulled).status, 200);
   live.push(await replacement);
-  await assertStorageSound();
+  await assertStorageSound(stack.storage);
 });
 
 test('the workers of one job killed more often than it is retried: 503 UNAVAILABLE with Retry-After, the job failed as WORKER_CRASHED', { timeout: 150_000 }, async () => {
@@ -213,7 +194,7 @@ test('the workers of one job killed more often than it is retried: 503 UNAVAILAB
   assert.equal(decodeBuildFailure(job!.failedReason)?.code, 'WORKER_CRASHED');
   const counted = await Promise.all(live.map((w) => metricValue(w.metricsUrl, 'nixyard_build_failures_total{code="WORKER_CRASHED"}')));
   assert.equal(counted.reduce((a, b) => a + b, 0), 1, 'the worker that failed the job counted it');
-  await assertStorageSound();
+  await assertStorageSound(stack.storage);
 });
 
 test('Redis restarted empty: the workers announce themselves at once, and a cold pull builds', { timeout: 90_000 }, async () => {
@@ -233,7 +214,7 @@ test('Redis restarted empty: the workers announce themselves at once, and a cold
 
   const response = await pull('hello');
   assert.equal(response.status, 200, response.body);
-  await assertStorageSound();
+  await assertStorageSound(stack.storage);
 });
 
 test('SIGTERM while Redis does not answer: the worker exits within its grace period, and its job goes on elsewhere', { timeout: 90_000 }, async () => {
@@ -260,5 +241,5 @@ test('SIGTERM while Redis does not answer: the worker exits within its grace per
 
   slow.release('slow-term');
   assert.equal((await pulled).status, 200, 'another worker took the job over');
-  await assertStorageSound();
+  await assertStorageSound(stack.storage);
 });

@@ -23,7 +23,7 @@ import {
   OCI_IMAGE_MANIFEST,
   WORST_CASE_TAKEOVER_MS,
   buildQueueName,
-  checkStorage,
+
   layerKey,
   layerRecordKey,
   manifestRecordKey,
@@ -38,6 +38,7 @@ import { startStack, type StackWorker, type TestStack } from '../helpers/stack.j
 import { tempDir } from '../helpers/temp-dir.js';
 import { writePhaseSet, type PhaseSet } from './phase-set.js';
 import { descendants, isRunning, waitFor, type ProcessInfo } from './processes.js';
+import { assertStorageSound, jobOf, pidOf } from './farm-checks.js';
 
 const SYSTEM = 'x86_64-linux';
 /** What the farm promises after a worker dies (issue 13): the job runs again within 10 s. */
@@ -83,17 +84,6 @@ function pull(name: string): Promise<Pulled> {
   }));
 }
 
-/** The pid in a worker's id (`host:pid:random`, which BullMQ keeps as the job's processedBy). */
-function pidOf(workerId: string | undefined): number | undefined {
-  const match = workerId === undefined ? null : /:(\d+):[0-9a-f]{8}$/.exec(workerId);
-  return match ? Number(match[1]) : undefined;
-}
-
-async function jobOf(name: string): Promise<Job | undefined> {
-  const jobs = await queue.getJobs(['active', 'waiting', 'failed', 'completed', 'delayed', 'prioritized']);
-  return jobs.find((j) => (j.data as { packages?: string[] }).packages?.[0] === name);
-}
-
 interface Held {
   job: Job;
   /** The job's image key (its job id), the name of its manifest record. */
@@ -108,7 +98,7 @@ function waitForActive(name: string, everyMs = 10): Promise<Held> {
   return waitFor(
     `${name} running on a worker`,
     async () => {
-      const job = await jobOf(name);
+      const job = await jobOf(queue, name);
       if (!job || !(await job.isActive()) || job.attemptsStarted !== 1 || !job.processedBy) return undefined;
       const holder = live.find((w) => w.child.pid === pidOf(job.processedBy));
       if (!holder) return undefined;
@@ -159,7 +149,7 @@ async function recover(phase: string, held: Held, killedAt: number, pulled: Prom
   assert.equal(response.status, 200, response.body);
   const manifest = await assertImageSound(held.job.data.packages[0], response.body);
   live.push(await replacement);
-  await assertStorageSound();
+  await assertStorageSound(stack.storage);
   return manifest;
 }
 
@@ -175,15 +165,6 @@ async function assertImageSound(name: string, manifestBody: string): Promise<{ c
     assert.equal(`sha256:${createHash('sha256').update(bytes).digest('hex')}`, blob.digest, 'the blob hashes to its name');
   }
   return { config: manifest.config.digest, layers: manifest.layers.map((l) => l.digest) };
-}
-
-async function assertStorageSound(): Promise<void> {
-  const report = await checkStorage(stack.storage, { repair: false });
-  assert.ok(report.blobs > 0, 'storage holds blobs');
-  assert.equal(report.hashed, report.blobs, 'every blob hashed');
-  assert.deepEqual(report.corruptBlobs, [], 'every blob hashes to its name');
-  assert.deepEqual(report.brokenManifests, [], 'every manifest record names blobs that exist');
-  assert.deepEqual(report.brokenLayerRecords, [], 'every layer record names a blob that exists');
 }
 
 /** Where the filesystem storage keeps a record (layout.ts: `<key>.json` under the root). */
