@@ -26,6 +26,7 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { buildQueueName, redisConnectionOptions } from '@nixyard/core';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -48,26 +49,32 @@ import {
 // ---------------------------------------------------------------------------------------------
 // Options
 
-const argv = process.argv.slice(2);
-const KNOWN = ['--rounds', '--builds', '--max-queued', '--workers', '--requests'];
+const USAGE = 'usage: npm run bench:storm -- [--rounds N] [--builds N] [--max-queued N] [--workers N] [--requests N]';
 function usage(problem: string): never {
-  console.error(`bench:storm: ${problem}\nusage: npm run bench:storm -- [--rounds N] [--builds N] [--max-queued N] [--workers N] [--requests N]`);
+  console.error(`bench:storm: ${problem}\n${USAGE}`);
   process.exit(2);
 }
-for (let i = 0; i < argv.length; i += 2) if (!KNOWN.includes(argv[i]!)) usage(`unknown option ${argv[i]}`);
+let flags: Record<string, string | undefined>;
+try {
+  ({ values: flags } = parseArgs({
+    options: { rounds: { type: 'string' }, builds: { type: 'string' }, 'max-queued': { type: 'string' }, workers: { type: 'string' }, requests: { type: 'string' } },
+  }));
+} catch (err) {
+  usage((err as Error).message);
+}
 function option(name: string, fallback: number): number {
-  const i = argv.indexOf(name);
-  if (i < 0) return fallback;
-  const value = Number(argv[i + 1]);
-  if (!Number.isInteger(value) || value < 1) usage(`${name} takes a whole number >= 1`);
+  const raw = flags[name];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) usage(`--${name} takes a whole number >= 1`);
   return value;
 }
-const ROUNDS = option('--rounds', 5);
-const BUILDS = option('--builds', 60);
-const MAX_QUEUED = option('--max-queued', 20);
-const WORKERS = option('--workers', 2);
+const ROUNDS = option('rounds', 5);
+const BUILDS = option('builds', 60);
+const MAX_QUEUED = option('max-queued', 20);
+const WORKERS = option('workers', 2);
 /** Warm requests measured idle, manifests and blobs alternately. */
-const IDLE_REQUESTS = option('--requests', 4000);
+const IDLE_REQUESTS = option('requests', 4000);
 const LOOPS = 4;
 const PAUSE_MS = 2;
 const WARM = 'hello';
