@@ -7,11 +7,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { PrebuildBatchSchema, type PrebuildImage } from '@nixyard/core';
-import { EXIT, run } from '../src/commands.js';
+import { EXIT } from '../src/commands.js';
 import { batchOf } from './fixtures.js';
+import { runCli } from './run-cli.js';
 
 const TOKEN = 'test-token-0123456789';
 const KEY = 'c'.repeat(64);
@@ -95,19 +95,7 @@ function listFile(...lines: string[]): string {
 }
 
 async function cli(args: string[], options: { env?: Record<string, string>; stdin?: string } = {}) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const code = await run(args, {
-    stdout,
-    stderr,
-    stdin: Readable.from(options.stdin !== undefined ? [Buffer.from(options.stdin)] : []),
-    env: { NIXYARD_URL: url, NIXYARD_ADMIN_TOKEN: TOKEN, ...options.env },
-  });
-  return { code, out, err };
+  return runCli(args, { ...options, env: { NIXYARD_URL: url, NIXYARD_ADMIN_TOKEN: TOKEN, ...options.env } });
 }
 
 test('prebuild waits for the batch, one progress line per change, exit 0 when all are available', async () => {

@@ -6,11 +6,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { afterEach, beforeEach, test } from 'node:test';
 import { FilesystemStorage } from '@nixyard/core';
-import { EXIT, run } from '../src/commands.js';
+import { EXIT } from '../src/commands.js';
 import { humanAge } from '../src/maintenance.js';
+import { runCli } from './run-cli.js';
 
 let root: string;
 beforeEach(() => {
@@ -18,15 +19,8 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
-async function cli(args: string[], env: Record<string, string>) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const code = await run(args, { stdout, stderr, stdin: Readable.from([]), env });
-  return { code, out, err };
+function cli(args: string[], env: Record<string, string>) {
+  return runCli(args, { env });
 }
 
 /** A file in tmp/ as a writer that died leaves it, last written `ageSeconds` ago. */

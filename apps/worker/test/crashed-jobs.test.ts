@@ -2,24 +2,17 @@
 // WORKER_CRASHED and logged; failures the job runner already counted are not counted twice.
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { STALLED_JOB_REASON, encodeBuildFailure } from '@nixyard/core';
-import { pino } from 'pino';
 import { watchCrashedJobs, type QueueWorkerEvents } from '../src/crashed-jobs.js';
 import { WorkerMetrics } from '../src/metrics.js';
+import { capturedLog } from './captured-log.js';
 
 function setUp() {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { logger, lines } = capturedLog();
   const metrics = new WorkerMetrics();
   const worker = new EventEmitter();
-  watchCrashedJobs(worker as unknown as QueueWorkerEvents, metrics, pino({ level: 'debug' }, sink));
+  watchCrashedJobs(worker as unknown as QueueWorkerEvents, metrics, logger);
   const count = async (code: string) => (await metrics.buildFailures.get()).values.find((v) => v.labels.code === code)?.value;
   return { worker, lines, count };
 }

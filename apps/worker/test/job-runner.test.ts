@@ -1,13 +1,12 @@
 // The job runner in-process: a stand-in processor, real metrics and a captured log, no Redis.
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { UnrecoverableError } from 'bullmq';
 import { BuildFailureError, decodeBuildFailure, type BuildJobData, type BuildResult } from '@nixyard/core';
-import { pino } from 'pino';
 import { createJobRunner } from '../src/job-runner.js';
 import type { BuildImageDeps } from '../src/build-image.js';
 import { WorkerMetrics } from '../src/metrics.js';
+import { capturedLog } from './captured-log.js';
 
 const job: BuildJobData = {
   imageKey: 'a'.repeat(64),
@@ -25,15 +24,9 @@ const result: BuildResult = {
 };
 
 function setUp(processor: (deps: BuildImageDeps, data: BuildJobData) => Promise<BuildResult>) {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { logger, lines } = capturedLog();
   const metrics = new WorkerMetrics();
-  const run = createJobRunner({ build: {} as BuildImageDeps, metrics, logger: pino({ level: 'debug' }, sink), buildImage: processor });
+  const run = createJobRunner({ build: {} as BuildImageDeps, metrics, logger, buildImage: processor });
   const sample = async (name: string, labels: Record<string, string>) =>
     (await metrics.registry.getSingleMetric(name)!.get()).values.find((v) => Object.entries(labels).every(([k, value]) => v.labels[k] === value))?.value;
   return { run, lines, metrics, sample };
