@@ -43,7 +43,7 @@ export interface Farm {
 }
 
 export function connectFarm({ config, systems, storage, resolver, logger, onRefused }: FarmOptions): Farm {
-  const connection = redisConnectionOptions(config.redis.url);
+  const connection = redisConnectionOptions(config.redis);
   const redis = new Redis(connection);
   const healthRedis = new Redis({ ...connection, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
   for (const client of [redis, healthRedis]) client.on('error', (err) => logger.debug({ err }, 'redis connection error'));

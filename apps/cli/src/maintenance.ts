@@ -55,7 +55,7 @@ function describeTemporary(item: TemporaryItem, now: Date): string {
 async function buildsInFlight(config: MaintenanceConfig): Promise<boolean> {
   const systems = [...new Set([...config.systems, ...(config.indexSystems ?? [])])];
   for (const system of systems) {
-    const queue = new Queue(buildQueueName(system), { connection: { ...redisConnectionOptions(config.redis.url), maxRetriesPerRequest: 1 } });
+    const queue = new Queue(buildQueueName(system), { connection: { ...redisConnectionOptions(config.redis), maxRetriesPerRequest: 1 } });
     try {
       const counts = await queue.getJobCounts(...IN_FLIGHT_STATES);
       if (Object.values(counts).some((n) => n > 0)) return true;

@@ -54,7 +54,7 @@ process.on('exit', () => {
 const storage = openStorage(config.storage);
 const nix = new Nix({ timeoutSeconds: config.nix.timeoutSeconds, ledger });
 const metrics = new WorkerMetrics();
-const connection = workerConnection(redisConnectionOptions(config.redis.url));
+const connection = workerConnection(redisConnectionOptions(config.redis));
 const redis = new Redis(connection);
 // Readiness gets its own connection that fails fast instead of queueing commands while Redis is away.
 const healthRedis = new Redis({ ...connection, enableOfflineQueue: false, maxRetriesPerRequest: 0 });

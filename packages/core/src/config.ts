@@ -13,6 +13,10 @@ import { isSystem, SYSTEMS, type System } from './systems.js';
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** NIXYARD_PULL_AUTH: who may pull, and who may make a pull build (docs/auth.md). */
+export const PULL_AUTH_MODES = ['none', 'builds', 'all'] as const;
+export type PullAuthMode = (typeof PULL_AUTH_MODES)[number];
+
 export type StorageConfig =
   | { readonly backend: 'filesystem'; readonly path: string }
   | {
@@ -22,6 +26,28 @@ export type StorageConfig =
       readonly region: string;
       readonly forcePathStyle: boolean;
       readonly usePresignedUrls: boolean;
+    };
+
+/** Where Redis is: one server by URL, or a primary that Redis Sentinel names and fails over. */
+export type RedisConfig =
+  | {
+      readonly kind: 'url';
+      /** REDIS_URL */
+      readonly url: string;
+    }
+  | {
+      readonly kind: 'sentinel';
+      /** REDIS_SENTINELS: the Sentinels to ask where the primary is. */
+      readonly sentinels: ReadonlyArray<{ readonly host: string; readonly port: number }>;
+      /** REDIS_SENTINEL_NAME: the primary's name in the Sentinels' configuration. */
+      readonly name: string;
+      /** REDIS_USERNAME, REDIS_PASSWORD: for the primary and replicas. */
+      readonly username: string | undefined;
+      readonly password: string | undefined;
+      /** REDIS_SENTINEL_PASSWORD: for the Sentinels themselves, when they require one. */
+      readonly sentinelPassword: string | undefined;
+      /** REDIS_DB */
+      readonly db: number | undefined;
     };
 
 export interface Config {
@@ -46,10 +72,8 @@ export interface Config {
     /** NIX_POPULARITY_URL */
     readonly popularityUrl: string | undefined;
   };
-  readonly redis: {
-    /** REDIS_URL */
-    readonly url: string;
-  };
+  /** REDIS_URL, or REDIS_SENTINELS and its companions. */
+  readonly redis: RedisConfig;
   /** NIXYARD_SYSTEMS: the systems served / built (a worker consumes these queues). */
   readonly systems: readonly System[];
   /** NIXYARD_INDEX_SYSTEMS: optional list of systems. */
@@ -91,6 +115,28 @@ export interface Config {
     readonly maxQueuedBuilds: number;
     /** NIXYARD_MAX_BUILDS_PER_CLIENT: cold builds in flight per client address (0: no limit). */
     readonly maxBuildsPerClient: number;
+  };
+  /** Pull authentication (docs/auth.md). */
+  readonly auth: {
+    /** NIXYARD_PULL_AUTH */
+    readonly pull: PullAuthMode;
+    /** NIXYARD_HTPASSWD: an htpasswd file of bcrypt entries, the users who may log in. */
+    readonly htpasswdPath: string | undefined;
+    /** NIXYARD_AUTH_TOKEN_KEY: a PEM private key; with it, Nixyard issues its own tokens (/auth/token). */
+    readonly tokenKeyPath: string | undefined;
+    /**
+     * NIXYARD_AUTH_JWKS: an external token service's public keys, as an http(s) URL of a JWKS or the
+     * absolute path of a JWKS or PEM public key file; with it, Nixyard only verifies tokens.
+     */
+    readonly jwks: string | undefined;
+    /** NIXYARD_AUTH_REALM: the token URL challenges name; undefined means this API's own /auth/token. */
+    readonly realm: string | undefined;
+    /** NIXYARD_AUTH_SERVICE: the challenge's `service` and the tokens' audience. */
+    readonly service: string;
+    /** NIXYARD_AUTH_ISSUER: the tokens' issuer (`iss`). */
+    readonly issuer: string;
+    /** NIXYARD_AUTH_TOKEN_TTL: how long the tokens Nixyard issues are valid, in seconds. */
+    readonly tokenTtlSeconds: number;
   };
   readonly proxy: {
     /**
@@ -176,6 +222,22 @@ const channelName = (raw: string) => (CHANNEL_PATTERN.test(raw) ? raw : undefine
 const listenAddress = (raw: string) =>
   isIP(raw) !== 0 || /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(raw) ? raw : undefined;
 
+/** `host:port,host:port`, hosts as listenAddress takes them, IPv6 in brackets. */
+const hostPorts = (raw: string): Array<{ host: string; port: number }> | undefined => {
+  const items = raw.split(',').map((item) => item.trim());
+  const parsed: Array<{ host: string; port: number }> = [];
+  for (const item of items) {
+    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(item);
+    const host = m && (m[1] ?? m[2]);
+    const port = m ? wholeNumber(1, 65535)(m[3]!) : undefined;
+    if (!host || port === undefined || listenAddress(host) === undefined) return undefined;
+    parsed.push({ host, port });
+  }
+  return parsed;
+};
+const redisName = (raw: string) => (/^[A-Za-z0-9._-]{1,64}$/.test(raw) ? raw : undefined);
+const redisSecret = (raw: string) => (raw.length <= 512 && !/[\x00-\x1f\x7f]/.test(raw) ? raw : undefined);
+
 /** A comma-separated list of IP addresses and CIDR ranges (address/prefix length). */
 const addressRanges = (raw: string): string[] | undefined => {
   const items = raw.split(',').map((item) => item.trim());
@@ -187,6 +249,10 @@ const addressRanges = (raw: string): string[] | undefined => {
   }
   return [...new Set(items)];
 };
+
+/** Text that goes into a quoted WWW-Authenticate parameter or a JWT claim as it is. */
+const plainWord = (raw: string) => (/^[A-Za-z0-9._:/@+-]{1,200}$/.test(raw) ? raw : undefined);
+const jwksLocation = (raw: string) => absolutePath(raw) ?? urlWithProtocol(['http:', 'https:'])(raw);
 
 const adminToken = (raw: string) => (raw.length >= 16 && !/[\s\x00-\x1f\x7f]/.test(raw) ? raw : undefined);
 
@@ -242,6 +308,12 @@ const EnvSchema = z.object({
   }),
 
   REDIS_URL: envVar('a redis: or rediss: URL', urlWithProtocol(['redis:', 'rediss:']), { show: 'url' }),
+  REDIS_SENTINELS: envVar('a comma-separated list of host:port', hostPorts),
+  REDIS_SENTINEL_NAME: envVar('1-64 characters of A-Z, a-z, 0-9 and ._-', redisName),
+  REDIS_USERNAME: envVar('a user name without control characters', redisSecret),
+  REDIS_PASSWORD: envVar('a password without control characters, at most 512 characters', redisSecret, { show: 'secret' }),
+  REDIS_SENTINEL_PASSWORD: envVar('a password without control characters, at most 512 characters', redisSecret, { show: 'secret' }),
+  REDIS_DB: envVar('a database number from 0 to 15', wholeNumber(0, 15)),
 
   NIXYARD_SYSTEMS: envVar(`a comma-separated list of ${SYSTEMS.join(', ')}`, systemList),
   NIXYARD_INDEX_SYSTEMS: envVar(`a comma-separated list of ${SYSTEMS.join(', ')}`, systemList),
@@ -258,6 +330,14 @@ const EnvSchema = z.object({
   NIXERY_MANIFEST_TTL: envVar('a whole number of seconds >= 0', wholeNumber(0)),
   NIXYARD_ADMIN_TOKEN: envVar('at least 16 characters without whitespace', adminToken, { show: 'secret' }),
   NIXYARD_CONTENT_CACHE_MB: envVar('a whole number of mebibytes >= 0', wholeNumber(0, 1024 * 1024)),
+  NIXYARD_PULL_AUTH: envVar(`one of ${PULL_AUTH_MODES.join(', ')}`, oneOf(PULL_AUTH_MODES)),
+  NIXYARD_HTPASSWD: envVar('an absolute path', absolutePath),
+  NIXYARD_AUTH_TOKEN_KEY: envVar('an absolute path', absolutePath),
+  NIXYARD_AUTH_JWKS: envVar('an http: or https: URL, or an absolute path', jwksLocation, { show: 'url' }),
+  NIXYARD_AUTH_REALM: envVar('an http: or https: URL', urlWithProtocol(['http:', 'https:']), { show: 'url' }),
+  NIXYARD_AUTH_SERVICE: envVar('1-200 characters of A-Z, a-z, 0-9 and ._:/@+-', plainWord),
+  NIXYARD_AUTH_ISSUER: envVar('1-200 characters of A-Z, a-z, 0-9 and ._:/@+-', plainWord),
+  NIXYARD_AUTH_TOKEN_TTL: envVar('a whole number of seconds from 10 to 86400', wholeNumber(10, 86400)),
   NIXYARD_BLOB_ACCEL_PREFIX: envVar('a URI path starting and ending with "/", such as /_nixyard/storage/', uriPathPrefix),
 });
 
@@ -282,6 +362,10 @@ export const CONFIG_DEFAULTS = Object.freeze({
   contentCacheMb: 256,
   maxQueuedBuilds: 100,
   maxBuildsPerClient: 4,
+  pullAuth: 'none' as PullAuthMode,
+  authService: 'nixyard',
+  authIssuer: 'nixyard',
+  authTokenTtlSeconds: 300,
 });
 
 /** Each role's NIXYARD_SHUTDOWN_GRACE_SECONDS when unset: a worker may be finishing a build. */
@@ -320,6 +404,69 @@ function storageProblems(present: Record<string, string>): string[] {
     problems.push('S3_BUCKET: expected a bucket name (required by the s3 storage backend), got nothing');
   }
   return problems;
+}
+
+/**
+ * Which authentication settings go together (docs/auth.md): a pull policy other than none needs a
+ * way to log in; Nixyard either issues its own tokens (a key, and htpasswd users to issue them to)
+ * or verifies an external service's (its keys, issuer and realm), not both.
+ */
+function authProblems(present: Record<string, string>): string[] {
+  const problems: string[] = [];
+  const mode = present.NIXYARD_PULL_AUTH ?? CONFIG_DEFAULTS.pullAuth;
+  const { NIXYARD_HTPASSWD: htpasswd, NIXYARD_AUTH_TOKEN_KEY: key, NIXYARD_AUTH_JWKS: jwks } = present;
+  if (mode !== 'none' && htpasswd === undefined && jwks === undefined) {
+    problems.push(`NIXYARD_PULL_AUTH: ${mode} needs users: NIXYARD_HTPASSWD (htpasswd file) or NIXYARD_AUTH_JWKS (an external token service)`);
+  }
+  if (key !== undefined && jwks !== undefined) {
+    problems.push('NIXYARD_AUTH_TOKEN_KEY, NIXYARD_AUTH_JWKS: expected one of the two (issue tokens here, or verify an external service\'s), got both');
+  }
+  if (key !== undefined && htpasswd === undefined) {
+    problems.push('NIXYARD_AUTH_TOKEN_KEY: the token service issues tokens to NIXYARD_HTPASSWD users, which is not set');
+  }
+  if (jwks !== undefined) {
+    for (const name of ['NIXYARD_AUTH_ISSUER', 'NIXYARD_AUTH_REALM'] as const) {
+      if (present[name] === undefined) problems.push(`${name}: required with NIXYARD_AUTH_JWKS (the external token service's), got nothing`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * Redis is reached one of two ways: REDIS_URL (default 127.0.0.1:6379), or REDIS_SENTINELS with
+ * the primary's name, where credentials come in variables of their own rather than in a URL.
+ */
+function redisProblems(present: Record<string, string>): string[] {
+  const problems: string[] = [];
+  const sentinelOnly = ['REDIS_SENTINEL_NAME', 'REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD', 'REDIS_DB'] as const;
+  if (present.REDIS_SENTINELS !== undefined) {
+    if (present.REDIS_URL !== undefined) problems.push('REDIS_URL, REDIS_SENTINELS: expected one of the two ways to reach Redis, got both');
+    if (present.REDIS_SENTINEL_NAME === undefined) problems.push("REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the primary's name in the Sentinels' configuration), got nothing");
+  } else {
+    for (const name of sentinelOnly) {
+      if (present[name] !== undefined) problems.push(`${name}: only used with REDIS_SENTINELS (with REDIS_URL, credentials and database go into the URL)`);
+    }
+  }
+  return problems;
+}
+
+type RedisEnv = Pick<
+  z.output<typeof EnvSchema>,
+  'REDIS_URL' | 'REDIS_SENTINELS' | 'REDIS_SENTINEL_NAME' | 'REDIS_USERNAME' | 'REDIS_PASSWORD' | 'REDIS_SENTINEL_PASSWORD' | 'REDIS_DB'
+>;
+
+/** The Redis configuration of parsed variables that passed redisProblems. */
+function redisConfigOf(e: RedisEnv): RedisConfig {
+  if (e.REDIS_SENTINELS === undefined) return { kind: 'url', url: e.REDIS_URL ?? CONFIG_DEFAULTS.redisUrl };
+  return {
+    kind: 'sentinel',
+    sentinels: e.REDIS_SENTINELS,
+    name: e.REDIS_SENTINEL_NAME as string,
+    username: e.REDIS_USERNAME,
+    password: e.REDIS_PASSWORD,
+    sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
+    db: e.REDIS_DB,
+  };
 }
 
 /** The variables that choose and configure storage, as EnvSchema parses them. */
@@ -364,7 +511,7 @@ export function loadConfig(env: Env): Config {
   if (backendRaw !== 'filesystem' && present.NIXYARD_BLOB_ACCEL_PREFIX !== undefined) {
     problems.push('NIXYARD_BLOB_ACCEL_PREFIX: only works with the filesystem storage backend (S3 serves blobs through presigned URLs)');
   }
-  problems.push(...storageProblems(present));
+  problems.push(...storageProblems(present), ...authProblems(present), ...redisProblems(present));
 
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const e = parsed.data;
@@ -389,7 +536,7 @@ export function loadConfig(env: Env): Config {
       timeoutSeconds: e.NIX_TIMEOUT ?? CONFIG_DEFAULTS.nixTimeoutSeconds,
       popularityUrl: e.NIX_POPULARITY_URL,
     },
-    redis: { url: e.REDIS_URL ?? CONFIG_DEFAULTS.redisUrl },
+    redis: redisConfigOf(e),
     systems: e.NIXYARD_SYSTEMS ?? [...CONFIG_DEFAULTS.systems],
     indexSystems: e.NIXYARD_INDEX_SYSTEMS,
     worker: {
@@ -409,6 +556,16 @@ export function loadConfig(env: Env): Config {
     admission: {
       maxQueuedBuilds: e.NIXYARD_MAX_QUEUED_BUILDS ?? CONFIG_DEFAULTS.maxQueuedBuilds,
       maxBuildsPerClient: e.NIXYARD_MAX_BUILDS_PER_CLIENT ?? CONFIG_DEFAULTS.maxBuildsPerClient,
+    },
+    auth: {
+      pull: e.NIXYARD_PULL_AUTH ?? CONFIG_DEFAULTS.pullAuth,
+      htpasswdPath: e.NIXYARD_HTPASSWD,
+      tokenKeyPath: e.NIXYARD_AUTH_TOKEN_KEY,
+      jwks: e.NIXYARD_AUTH_JWKS,
+      realm: e.NIXYARD_AUTH_REALM,
+      service: e.NIXYARD_AUTH_SERVICE ?? CONFIG_DEFAULTS.authService,
+      issuer: e.NIXYARD_AUTH_ISSUER ?? CONFIG_DEFAULTS.authIssuer,
+      tokenTtlSeconds: e.NIXYARD_AUTH_TOKEN_TTL ?? CONFIG_DEFAULTS.authTokenTtlSeconds,
     },
     proxy: { trustedProxies: e.NIXYARD_TRUSTED_PROXIES ?? [], blobAccelPrefix: e.NIXYARD_BLOB_ACCEL_PREFIX },
   };
@@ -433,10 +590,8 @@ export function loadConfigOrExit(role: string, env: Env = process.env): Config {
 export interface MaintenanceConfig {
   /** NIXERY_STORAGE_BACKEND, STORAGE_PATH, S3_*, AWS_REGION. */
   readonly storage: StorageConfig;
-  readonly redis: {
-    /** REDIS_URL */
-    readonly url: string;
-  };
+  /** REDIS_URL, or REDIS_SENTINELS and its companions. */
+  readonly redis: RedisConfig;
   /** NIXYARD_SYSTEMS */
   readonly systems: readonly System[];
   /** NIXYARD_INDEX_SYSTEMS */
@@ -453,6 +608,12 @@ const MaintenanceEnvSchema = EnvSchema.pick({
   S3_FORCE_PATH_STYLE: true,
   S3_USE_PRESIGNED_URLS: true,
   REDIS_URL: true,
+  REDIS_SENTINELS: true,
+  REDIS_SENTINEL_NAME: true,
+  REDIS_USERNAME: true,
+  REDIS_PASSWORD: true,
+  REDIS_SENTINEL_PASSWORD: true,
+  REDIS_DB: true,
   NIXYARD_SYSTEMS: true,
   NIXYARD_INDEX_SYSTEMS: true,
 });
@@ -465,12 +626,12 @@ const MaintenanceEnvSchema = EnvSchema.pick({
 export function loadMaintenanceConfig(env: Env): MaintenanceConfig {
   const present = presentValues(env);
   const parsed = MaintenanceEnvSchema.safeParse(present);
-  const problems = [...(parsed.success ? [] : schemaProblems(parsed.error)), ...storageProblems(present)];
+  const problems = [...(parsed.success ? [] : schemaProblems(parsed.error)), ...storageProblems(present), ...redisProblems(present)];
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const e = parsed.data;
   return deepFreeze({
     storage: storageConfigOf(e),
-    redis: { url: e.REDIS_URL ?? CONFIG_DEFAULTS.redisUrl },
+    redis: redisConfigOf(e),
     systems: e.NIXYARD_SYSTEMS ?? [...CONFIG_DEFAULTS.systems],
     indexSystems: e.NIXYARD_INDEX_SYSTEMS,
   });

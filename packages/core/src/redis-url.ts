@@ -1,18 +1,58 @@
-// REDIS_URL → connection options for BullMQ. BullMQ wants an options object (it opens several
-// connections, some of them blocking), not a URL, and ioredis keeps its URL parser private.
+// Where Redis is (REDIS_URL, or REDIS_SENTINELS) → connection options for ioredis and BullMQ.
+// BullMQ wants an options object (it opens several connections, some of them blocking), not a
+// URL, and ioredis keeps its URL parser private. With Sentinel, ioredis asks the Sentinels for the
+// primary, and asks again whenever its connection breaks or the node it reached turns out to be a
+// replica, so every client built from these options follows a failover without a restart.
 
-export interface RedisConnectionOptions {
-  host: string;
-  port: number;
+import type { RedisConfig } from './config.js';
+
+interface CommonOptions {
   username?: string;
   password?: string;
   db?: number;
-  tls?: Record<string, never>;
   /** Required by BullMQ for its blocking connections. */
   maxRetriesPerRequest: null;
 }
 
-export function redisConnectionOptions(url: string): RedisConnectionOptions {
+export type RedisConnectionOptions = CommonOptions &
+  (
+    | { host: string; port: number; tls?: Record<string, never> }
+    | {
+        sentinels: Array<{ host: string; port: number }>;
+        /** The primary's name in the Sentinels' configuration. */
+        name: string;
+        sentinelPassword?: string;
+        /** A primary demoted by a failover answers writes with READONLY: reconnect, and ask again. */
+        reconnectOnError: (err: Error) => boolean;
+      }
+  );
+
+/** Options for `url` (a REDIS_URL as config.ts validated it), or for the configured Redis. */
+export function redisConnectionOptions(redis: RedisConfig | string): RedisConnectionOptions {
+  if (typeof redis === 'string') return urlOptions(redis);
+  if (redis.kind === 'url') return urlOptions(redis.url);
+  return {
+    sentinels: redis.sentinels.map(({ host, port }) => ({ host, port })),
+    name: redis.name,
+    ...(redis.username !== undefined ? { username: redis.username } : {}),
+    ...(redis.password !== undefined ? { password: redis.password } : {}),
+    ...(redis.sentinelPassword !== undefined ? { sentinelPassword: redis.sentinelPassword } : {}),
+    ...(redis.db !== undefined ? { db: redis.db } : {}),
+    reconnectOnError: (err) => err.message.startsWith('READONLY'),
+    maxRetriesPerRequest: null,
+  };
+}
+
+/** How the configured Redis is named in log lines and messages: never with a password. */
+export function describeRedis(redis: RedisConfig): string {
+  if (redis.kind === 'url') {
+    const u = new URL(redis.url);
+    return `${u.protocol}//${u.host}${u.pathname.length > 1 ? u.pathname : ''}`;
+  }
+  return `sentinel ${redis.name} via ${redis.sentinels.map(({ host, port }) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`)).join(',')}`;
+}
+
+function urlOptions(url: string): RedisConnectionOptions {
   const u = new URL(url);
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`not a redis URL: ${u.protocol}`);
   const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : undefined;

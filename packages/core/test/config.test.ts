@@ -26,7 +26,7 @@ describe('loadConfig', () => {
       source: { kind: 'channel', channel: 'nixos-unstable' },
       storage: { backend: 'filesystem', path: '/var/lib/nixyard' },
       nix: { timeoutSeconds: 60, popularityUrl: undefined },
-      redis: { url: 'redis://127.0.0.1:6379' },
+      redis: { kind: 'url', url: 'redis://127.0.0.1:6379' },
       systems: ['x86_64-linux'],
       indexSystems: undefined,
       worker: { concurrency: 1, metricsPort: 9091, metricsHost: undefined, nice: 10, packThreads: undefined },
@@ -34,8 +34,72 @@ describe('loadConfig', () => {
       admin: { token: undefined },
       cache: { contentBytes: 256 * 1024 * 1024 },
       admission: { maxQueuedBuilds: 100, maxBuildsPerClient: 4 },
+      auth: {
+        pull: 'none',
+        htpasswdPath: undefined,
+        tokenKeyPath: undefined,
+        jwks: undefined,
+        realm: undefined,
+        service: 'nixyard',
+        issuer: 'nixyard',
+        tokenTtlSeconds: 300,
+      },
       proxy: { trustedProxies: [], blobAccelPrefix: undefined },
     });
+  });
+
+  it('reaches Redis through Sentinel, and takes one of the two ways only', () => {
+    const sentinel = loadConfig({ ...minimal, REDIS_SENTINELS: '10.0.0.1:26379, [fd00::2]:26380,sentinel-3.internal:26379', REDIS_SENTINEL_NAME: 'nixyard', REDIS_PASSWORD: 'pw', REDIS_DB: '2' }).redis;
+    assert.deepEqual(sentinel, {
+      kind: 'sentinel',
+      sentinels: [
+        { host: '10.0.0.1', port: 26379 },
+        { host: 'fd00::2', port: 26380 },
+        { host: 'sentinel-3.internal', port: 26379 },
+      ],
+      name: 'nixyard',
+      username: undefined,
+      password: 'pw',
+      sentinelPassword: undefined,
+      db: 2,
+    });
+    assert.match(failure({ ...minimal, REDIS_SENTINELS: '10.0.0.1:26379', REDIS_SENTINEL_NAME: 'n', REDIS_URL: 'redis://r:6379' }), /REDIS_URL, REDIS_SENTINELS: expected one of the two/);
+    assert.match(failure({ ...minimal, REDIS_SENTINELS: '10.0.0.1:26379' }), /REDIS_SENTINEL_NAME: required with REDIS_SENTINELS/);
+    assert.match(failure({ ...minimal, REDIS_PASSWORD: 'pw' }), /REDIS_PASSWORD: only used with REDIS_SENTINELS/);
+    for (const bad of ['10.0.0.1', '10.0.0.1:0', 'fd00::2:26379', '10.0.0.1:26379,', '-host:1']) {
+      assert.match(failure({ ...minimal, REDIS_SENTINELS: bad, REDIS_SENTINEL_NAME: 'n' }), /^REDIS_SENTINELS: expected a comma-separated list of host:port/, bad);
+    }
+    assert.equal(failure({ ...minimal, REDIS_SENTINELS: '10.0.0.1:1', REDIS_SENTINEL_NAME: 'n', REDIS_PASSWORD: 'a\nb' }), 'REDIS_PASSWORD: expected a password without control characters, at most 512 characters, got 3 characters');
+  });
+
+  it('reads the pull authentication settings, and refuses combinations that cannot work', () => {
+    const own = loadConfig({
+      ...minimal,
+      NIXYARD_PULL_AUTH: 'builds',
+      NIXYARD_HTPASSWD: '/etc/nixyard/htpasswd',
+      NIXYARD_AUTH_TOKEN_KEY: '/etc/nixyard/token.pem',
+      NIXYARD_AUTH_SERVICE: 'registry.example',
+      NIXYARD_AUTH_TOKEN_TTL: '600',
+    }).auth;
+    assert.deepEqual(own, {
+      pull: 'builds',
+      htpasswdPath: '/etc/nixyard/htpasswd',
+      tokenKeyPath: '/etc/nixyard/token.pem',
+      jwks: undefined,
+      realm: undefined,
+      service: 'registry.example',
+      issuer: 'nixyard',
+      tokenTtlSeconds: 600,
+    });
+    const external = { NIXYARD_PULL_AUTH: 'all', NIXYARD_AUTH_JWKS: 'https://sso.example/jwks.json', NIXYARD_AUTH_ISSUER: 'https://sso.example', NIXYARD_AUTH_REALM: 'https://sso.example/token' };
+    assert.equal(loadConfig({ ...minimal, ...external }).auth.jwks, 'https://sso.example/jwks.json');
+    assert.match(failure({ ...minimal, NIXYARD_PULL_AUTH: 'all' }), /^NIXYARD_PULL_AUTH: all needs users: NIXYARD_HTPASSWD/);
+    assert.match(failure({ ...minimal, NIXYARD_PULL_AUTH: 'everyone' }), /^NIXYARD_PULL_AUTH: expected one of none, builds, all/);
+    assert.match(failure({ ...minimal, NIXYARD_AUTH_TOKEN_KEY: '/k.pem' }), /NIXYARD_AUTH_TOKEN_KEY: the token service issues tokens to NIXYARD_HTPASSWD users/);
+    assert.match(failure({ ...minimal, ...external, NIXYARD_HTPASSWD: '/h', NIXYARD_AUTH_TOKEN_KEY: '/k.pem' }), /expected one of the two/);
+    assert.match(failure({ ...minimal, ...external, NIXYARD_AUTH_REALM: '' }), /NIXYARD_AUTH_REALM: required with NIXYARD_AUTH_JWKS/);
+    // A quote or a comma would break out of the challenge's quoted parameter.
+    assert.match(failure({ ...minimal, NIXYARD_AUTH_SERVICE: 'a",b' }), /^NIXYARD_AUTH_SERVICE: expected 1-200 characters/);
   });
 
   it('reads every variable', () => {
@@ -63,6 +127,12 @@ describe('loadConfig', () => {
       NIXYARD_MAX_QUEUED_BUILDS: '20',
       NIXYARD_MAX_BUILDS_PER_CLIENT: '0',
       NIXYARD_TRUSTED_PROXIES: '172.28.0.0/16, 10.1.2.3,fd00::/8',
+      NIXYARD_PULL_AUTH: 'all',
+      NIXYARD_AUTH_JWKS: '/etc/nixyard/sso-keys.json',
+      NIXYARD_AUTH_ISSUER: 'https://sso.example',
+      NIXYARD_AUTH_REALM: 'https://sso.example/token',
+      NIXYARD_AUTH_SERVICE: 'registry.example',
+      NIXYARD_AUTH_TOKEN_TTL: '60',
       NIXYARD_PACK_THREADS: '3',
       NIXYARD_MAX_LAYERS: '2',
       NIXYARD_GZIP_LEVEL: '9',
@@ -85,7 +155,7 @@ describe('loadConfig', () => {
         usePresignedUrls: false,
       },
       nix: { timeoutSeconds: 600, popularityUrl: 'file:///srv/popularity.json' },
-      redis: { url: 'rediss://user:pw@redis.internal:6380/2' },
+      redis: { kind: 'url', url: 'rediss://user:pw@redis.internal:6380/2' },
       systems: ['x86_64-linux', 'aarch64-linux'],
       indexSystems: ['aarch64-linux'],
       worker: { concurrency: 4, metricsPort: 9200, metricsHost: 'worker-1.internal', nice: 0, packThreads: 3 },
@@ -93,6 +163,16 @@ describe('loadConfig', () => {
       admin: { token: 'a'.repeat(16) },
       cache: { contentBytes: 0 },
       admission: { maxQueuedBuilds: 20, maxBuildsPerClient: 0 },
+      auth: {
+        pull: 'all',
+        htpasswdPath: undefined,
+        tokenKeyPath: undefined,
+        jwks: '/etc/nixyard/sso-keys.json',
+        realm: 'https://sso.example/token',
+        service: 'registry.example',
+        issuer: 'https://sso.example',
+        tokenTtlSeconds: 60,
+      },
       proxy: { trustedProxies: ['172.28.0.0/16', '10.1.2.3', 'fd00::/8'], blobAccelPrefix: undefined },
     });
   });
@@ -294,7 +374,7 @@ describe('loadMaintenanceConfig', () => {
     const config = loadMaintenanceConfig({ STORAGE_PATH: '/var/lib/nixyard' });
     assert.deepEqual(config, {
       storage: { backend: 'filesystem', path: '/var/lib/nixyard' },
-      redis: { url: 'redis://127.0.0.1:6379' },
+      redis: { kind: 'url', url: 'redis://127.0.0.1:6379' },
       systems: ['x86_64-linux'],
       indexSystems: undefined,
     });
@@ -317,7 +397,7 @@ describe('loadMaintenanceConfig', () => {
     });
     assert.deepEqual(config, {
       storage: { backend: 's3', bucket: 'nixyard-blobs', endpoint: 'http://127.0.0.1:4568', region: 'eu-west-1', forcePathStyle: true, usePresignedUrls: false },
-      redis: { url: 'redis://redis.internal:6380/1' },
+      redis: { kind: 'url', url: 'redis://redis.internal:6380/1' },
       systems: ['x86_64-linux', 'aarch64-linux'],
       indexSystems: ['aarch64-linux'],
     });
