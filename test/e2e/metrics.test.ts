@@ -65,6 +65,12 @@ const METRICS: Record<string, Spec> = {
   nixyard_workers: { role: 'api', type: 'gauge', labels: ['system'] },
   nixyard_prebuild_batches: { role: 'api', type: 'gauge', labels: ['state'], values: { state: ['running', 'settled'] } },
   nixyard_admission_refusals_total: { role: 'api', type: 'counter', labels: ['reason'], values: { reason: ['queue_full', 'client_limit'] } },
+  nixyard_auth_failures_total: {
+    role: 'api',
+    type: 'counter',
+    labels: ['reason'],
+    values: { reason: ['malformed', 'unsupported_scheme', 'unknown_user', 'wrong_password', 'invalid_token', 'expired_token'] },
+  },
   nixyard_farm_sampled: { role: 'api', type: 'gauge', labels: ['gauge'], values: { gauge: ['nixyard_queue_jobs', 'nixyard_workers', 'nixyard_prebuild_batches'] } },
   nixyard_builds_total: { role: 'worker', type: 'counter', labels: ['result'], values: { result: ['started', 'succeeded', 'failed'] } },
   nixyard_build_failures_total: { role: 'worker', type: 'counter', labels: ['code'], values: { code: FAILURE_CODES } },

@@ -59,10 +59,10 @@ describe('a git repository as the package source', () => {
     assert.equal((JSON.parse(unknown.body) as { errors: Array<{ code: string }> }).errors[0]!.code, 'MANIFEST_UNKNOWN');
   });
 
-  test('tags/list names latest and the branches', async () => {
+  test('tags/list names latest and the branches, in lexical order', async () => {
     const res = await fetch(`http://${stack.registry}/v2/hello/tags/list`);
     const tags = ((await res.json()) as { tags: string[] }).tags;
-    assert.deepEqual(tags, ['latest', 'feature', 'main']);
+    assert.deepEqual(tags, ['feature', 'latest', 'main']);
   });
 
   test('a commit-pinned image is served from cache long after the TTL', async () => {

@@ -10,7 +10,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { RegistryError, httpRouteOf, parseRegistryPath, type HttpRouteLabel, type RegistryPath } from '@nixyard/core';
+import { httpRouteOf, parseRegistryPath, type HttpRouteLabel, type RegistryPath } from '@nixyard/core';
 import type { Logger } from 'pino';
 import { logRequest } from './access-log.js';
 import { clientAddressOf, type ClientAddressOf } from './client-address.js';
@@ -21,6 +21,9 @@ import type { EpochWatch } from './epoch-watch.js';
 import { failRequest, sendNotFound } from './http-errors.js';
 import { serveManifest, type ManifestDeps } from './manifests.js';
 import type { ApiMetrics } from './metrics.js';
+import type { AuthSetup } from './auth/setup.js';
+import type { Principal } from './auth/pull-auth.js';
+import { refusalFor } from './read-only.js';
 import { serveTags, type TagSource } from './tags.js';
 
 export interface ApiDeps extends ManifestDeps {
@@ -37,18 +40,27 @@ export interface ApiDeps extends ManifestDeps {
   operator: RequestListener;
   /** How blob GETs are answered: S3 redirects, the proxy's internal redirect (blobs.ts). */
   blobServing?: BlobServing;
+  /** Pull authentication (auth/), absent with NIXYARD_PULL_AUTH=none. */
+  auth?: Pick<AuthSetup, 'pullAuth' | 'tokenEndpoint'>;
 }
 
-const READ_METHODS = new Set(['GET', 'HEAD']);
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 /** Express matched its `/v2` mount case-insensitively; so does this. */
 const REGISTRY_PATH = /^\/v2(?:\/|$)/i;
+/** Nixyard's own token service (auth/token-endpoint.ts), with NIXYARD_AUTH_TOKEN_KEY. */
+const TOKEN_PATH = '/auth/token';
 
 /** The request handler for an http.Server: `http.createServer(createApp(deps))`. */
 export function createApp(deps: ApiDeps): RequestListener {
   const clientAddress = deps.clientAddress ?? clientAddressOf([]);
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
+    const tokenEndpoint = deps.auth?.tokenEndpoint;
+    if (path === TOKEN_PATH && tokenEndpoint) {
+      const { client } = instrument(deps, req, res, 'token', clientAddress);
+      tokenEndpoint(req, res, client).catch((err: unknown) => failRequest(deps.logger, req, res, err));
+      return;
+    }
     if (!REGISTRY_PATH.test(path)) {
       instrument(deps, req, res, httpRouteOf(path), clientAddress);
       deps.operator(req, res);
@@ -97,23 +109,42 @@ async function serveRegistry(
   route: RegistryPath | undefined,
   { requestId, client }: RequestIdentity,
 ): Promise<void> {
-  // Every write verb, on any /v2/ path (uploads included), is refused the same way.
-  if (!READ_METHODS.has(req.method ?? '')) {
-    throw new RegistryError('UNSUPPORTED', `${req.method} is not supported: this registry builds its images itself and accepts no pushes`);
-  }
+  // Pushes, deletions and the spec's endpoints this registry does not offer (read-only.ts).
+  const refusal = refusalFor(req, route);
+  if (refusal) throw refusal;
   if (!route) return sendNotFound(req, res);
+  const principal = deps.auth ? await authorized(deps.auth.pullAuth, req, client, route) : undefined;
   const head = req.method === 'HEAD';
   if (route.kind === 'manifest' || route.kind === 'blob') await deps.epoch.check();
   switch (route.kind) {
     case 'base':
       return serveBase(head, res);
     case 'manifest':
-      return serveManifest(deps, { name: route.name, reference: route.reference, accept: req.headers.accept, head, requestId, client }, res);
+      return serveManifest(
+        deps,
+        {
+          name: route.name,
+          reference: route.reference,
+          accept: req.headers.accept,
+          head,
+          requestId,
+          client,
+          ...(principal && deps.auth ? { authorizeBuild: () => deps.auth!.pullAuth.authorizeBuild(req, principal, route.name) } : {}),
+        },
+        res,
+      );
     case 'blob':
       return serveBlob({ storage: deps.storage, content: deps.content, ...(deps.blobServing ? { serving: deps.blobServing } : {}) }, route.name, route.digest, req, res);
     case 'tags':
-      return serveTags(deps.resolver, route.name, head, res);
+      return serveTags(deps.resolver, route.name, req.url ?? '', head, res);
     default:
       return route satisfies never;
   }
+}
+
+/** Who sent the request, once they may read what it names (auth/pull-auth.ts); throws 401/403 otherwise. */
+async function authorized(auth: AuthSetup['pullAuth'], req: IncomingMessage, client: string, route: RegistryPath): Promise<Principal> {
+  const principal = await auth.authenticate(req, client, route.kind === 'base' ? undefined : route.name);
+  auth.authorize(req, principal, route);
+  return principal;
 }

@@ -4,15 +4,17 @@
 //   headers and an `X-Accel-Redirect` to the file, and nginx sends the file itself with sendfile;
 // - a hot blob (content-cache.ts): one write of a shared in-memory buffer;
 // - otherwise streamed from storage, never read whole.
-// Single-range requests are answered 206 so interrupted downloads can resume. HEAD, errors,
+// Single-range requests are answered 206 so interrupted downloads can resume, and an unsatisfiable
+// one 416 (RFC 9110 §15.5.17; the spec's detail.md, "Fetch Blob Part", lists it). HEAD, errors,
 // unsatisfiable, multi-range and conditional requests are always answered here, so they look the
 // same on every path; HEAD is how clients learn a blob's size.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import parseRange from 'range-parser';
-import { RegistryError, blobLocation, parseDigest, parseImageName, type Digest, type Storage } from '@nixyard/core';
+import { RegistryError, blobLocation, type Digest, type Storage } from '@nixyard/core';
 import type { ContentCache } from './content-cache.js';
+import { blobDigestOf } from './path-params.js';
 
 export interface BlobServing {
   /**
@@ -38,8 +40,8 @@ export interface BlobDeps {
 }
 
 export async function serveBlob(deps: BlobDeps, name: string, rawDigest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  parseImageName(name);
-  const digest = parseDigest(rawDigest);
+  // A name or digest outside the grammar names no blob: 404, the one failure end-2 lists.
+  const digest = blobDigestOf(name, rawDigest);
   const unknown = () => new RegistryError('BLOB_UNKNOWN', `no blob with digest ${digest}`, { digest });
   const { storage, serving = {} } = deps;
 

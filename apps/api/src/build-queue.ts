@@ -77,7 +77,8 @@ export class BuildQueue {
   async enqueue(data: BuildJobData): Promise<{ result(): Promise<BuildResult> }> {
     const entry = this.queues.get(data.system);
     if (!entry) {
-      throw new RegistryError('UNSUPPORTED', `this registry does not build images for ${data.system}`, { system: data.system });
+      // A pull asks for it (end-3), where 404 is the failure the spec lists: no such image here.
+      throw new RegistryError('MANIFEST_UNKNOWN', `this registry does not build images for ${data.system}`, { system: data.system });
     }
     let job = await addBuild(entry.queue, data);
     return {

@@ -9,8 +9,8 @@ import type { IncomingMessage } from 'node:http';
 
 export type ClientAddressOf = (req: IncomingMessage) => string;
 
-/** `ranges`: addresses and CIDR ranges as config.ts validated them. */
-export function clientAddressOf(ranges: readonly string[]): ClientAddressOf {
+/** Whether an address is one of `ranges` (addresses and CIDR ranges as config.ts validated them). */
+function trustedSet(ranges: readonly string[]): (address: string) => boolean {
   const trusted = new BlockList();
   for (const range of ranges) {
     const [address, prefix] = range.split('/') as [string, string | undefined];
@@ -18,11 +18,21 @@ export function clientAddressOf(ranges: readonly string[]): ClientAddressOf {
     if (prefix === undefined) trusted.addAddress(address, family);
     else trusted.addSubnet(address, Number(prefix), family);
   }
-  const isTrusted = (address: string) => {
+  return (address) => {
     const family = isIP(address);
     return family !== 0 && trusted.check(address, family === 6 ? 'ipv6' : 'ipv4');
   };
+}
 
+/** Whether a request came straight from a trusted proxy, whose X-Forwarded-* headers are believed. */
+export function fromTrustedProxyOf(ranges: readonly string[]): (req: IncomingMessage) => boolean {
+  const isTrusted = trustedSet(ranges);
+  return (req) => ranges.length > 0 && isTrusted(normalise(req.socket.remoteAddress ?? ''));
+}
+
+/** `ranges`: addresses and CIDR ranges as config.ts validated them. */
+export function clientAddressOf(ranges: readonly string[]): ClientAddressOf {
+  const isTrusted = trustedSet(ranges);
   return (req) => {
     const peer = normalise(req.socket.remoteAddress ?? '');
     if (ranges.length === 0 || !isTrusted(peer)) return peer;

@@ -14,6 +14,7 @@ export function sendRegistryError(res: ServerResponse, error: RegistryError, hea
   res.setHeader('Content-Length', Buffer.byteLength(body));
   if (error.code === 'UNSUPPORTED' && error.status === 405) res.setHeader('Allow', 'GET, HEAD');
   if (error.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(error.retryAfterSeconds));
+  if (error.challenge !== undefined) res.setHeader('WWW-Authenticate', error.challenge);
   res.end(head ? undefined : body);
 }
 

@@ -14,7 +14,7 @@ import { EpochWatch } from './epoch-watch.js';
 import type { Farm } from './farm.js';
 import { failRequest } from './http-errors.js';
 import { ApiMetrics } from './metrics.js';
-import { clientAddressOf } from './client-address.js';
+import { clientAddressOf, fromTrustedProxyOf } from './client-address.js';
 import { deferred, listenerOnFirstUse, onFirstUse } from './on-first-use.js';
 import { PackageIndexCache } from './package-index-cache.js';
 import { RecordCache } from './record-cache.js';
@@ -59,6 +59,24 @@ const operator = listenerOnFirstUse(
   (req, res, err) => failRequest(logger, req, res, err),
 );
 
+// Pull authentication, loaded only when it is on; an unusable file or key stops start-up here.
+let auth: Awaited<ReturnType<typeof import('./auth/setup.js').setUpAuth>> | undefined;
+if (config.auth.pull !== 'none') {
+  const { setUpAuth } = await import('./auth/setup.js');
+  try {
+    auth = await setUpAuth(config.auth, {
+      fromTrustedProxy: fromTrustedProxyOf(config.proxy.trustedProxies),
+      onFailure: (reason) => metrics.authFailures.inc({ reason }),
+    });
+  } catch (err) {
+    process.stderr.write(`nixyard api: pull authentication: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  logger.info(auth.summary, 'pull authentication on');
+} else if (config.auth.htpasswdPath ?? config.auth.tokenKeyPath ?? config.auth.jwks) {
+  logger.warn('authentication settings are present but NIXYARD_PULL_AUTH is none: every client may pull and build');
+}
+
 const records = new RecordCache(storage);
 const content = new ContentCache(storage, { maxBytes: config.cache.contentBytes });
 const app = createApp({
@@ -84,6 +102,7 @@ const app = createApp({
     redirects: config.storage.backend === 's3' && config.storage.usePresignedUrls,
     ...(config.proxy.blobAccelPrefix ? { accelPrefix: config.proxy.blobAccelPrefix } : {}),
   },
+  ...(auth ? { auth } : {}),
 });
 
 // HOST unset: every interface, as Node does by default.

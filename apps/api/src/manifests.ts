@@ -20,7 +20,6 @@ import {
   buildDockerManifestList,
   buildOciIndex,
   checkAgainstIndex,
-  parseImageRequest,
   isFresh,
   sourceIdentity,
   type BuildJobData,
@@ -40,6 +39,7 @@ import { indexSystemsFor, jobForImage } from './image-records.js';
 import type { LiveWorkers } from './live-workers.js';
 import type { ApiMetrics } from './metrics.js';
 import type { PackageIndexCache } from './package-index-cache.js';
+import { manifestRequestOf } from './path-params.js';
 import type { RecordCache } from './record-cache.js';
 import type { ResolvedTag, SourceResolver } from './source-resolver.js';
 
@@ -74,10 +74,12 @@ export interface ManifestQuery {
   requestId: string;
   /** The client's address (client-address.ts), for per-client admission limits. */
   client: string;
+  /** Throws when this client may not start a build (NIXYARD_PULL_AUTH, auth/pull-auth.ts). */
+  authorizeBuild?: () => void;
 }
 
 export async function serveManifest(deps: ManifestDeps, query: ManifestQuery, res: ServerResponse): Promise<void> {
-  const request = parseImageRequest(query.name, query.reference);
+  const request = manifestRequestOf(query.name, query.reference);
   if (request.reference.kind === 'digest') {
     return serveManifestByDigest(deps.content, request.reference.digest as Digest, query.head, res);
   }
@@ -106,7 +108,12 @@ export async function serveManifest(deps: ManifestDeps, query: ManifestQuery, re
   sendManifest(res, bytes, mediaTypeOf(bytes) ?? '', descriptor.digest, query.head);
 }
 
-async function manifestRecordFor(deps: ManifestDeps, spec: ImageSpec, resolved: ResolvedTag, query: Pick<ManifestQuery, 'requestId' | 'client'>): Promise<ManifestRecord> {
+async function manifestRecordFor(
+  deps: ManifestDeps,
+  spec: ImageSpec,
+  resolved: ResolvedTag,
+  query: Pick<ManifestQuery, 'requestId' | 'client' | 'authorizeBuild'>,
+): Promise<ManifestRecord> {
   if (!deps.systems.includes(spec.system)) {
     throw new RegistryError('MANIFEST_UNKNOWN', `this registry does not serve ${spec.system} images`, { system: spec.system });
   }
@@ -118,6 +125,8 @@ async function manifestRecordFor(deps: ManifestDeps, spec: ImageSpec, resolved: 
   }
   deps.metrics.manifestRequests.inc({ cache: 'miss' });
   await refuseKnownUnknowns(deps, job);
+  // Past here the pull starts a build: what NIXYARD_PULL_AUTH=builds keeps for logged-in users.
+  query.authorizeBuild?.();
   if ((await deps.liveWorkers.count(spec.system)) === 0) {
     // A worker that starts announces itself at once, and a live one every HEARTBEAT_INTERVAL_MS.
     throw new RegistryError('UNAVAILABLE', `no worker builds ${spec.system} images right now; try again later`, { system: spec.system }, { retryAfterSeconds: HEARTBEAT_INTERVAL_MS / 1000 });

@@ -7,6 +7,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { REFUSAL_REASONS } from './admission.js';
+import { AUTH_FAILURE_REASONS } from './auth/failure-reasons.js';
 import { within } from './deadline.js';
 
 /** How long a scrape waits for each farm sample (they are taken at once). */
@@ -75,6 +76,14 @@ export class ApiMetrics {
     registers: [this.registry],
   });
 
+  /** Credentials refused at /v2/ or /auth/token (auth/pull-auth.ts), by reason. */
+  readonly authFailures = new Counter({
+    name: 'nixyard_auth_failures_total',
+    help: 'Failed logins: credentials or tokens a client sent that were refused, by reason (docs/auth.md).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly servedBytes = new Counter({
     name: 'nixyard_served_bytes_total',
     help: 'Bytes of manifests and blobs sent to clients.',
@@ -86,6 +95,7 @@ export class ApiMetrics {
     collectDefaultMetrics({ register: this.registry });
     // Series that exist before their first event, so rates and alerts see them from the start.
     for (const reason of REFUSAL_REASONS) this.admissionRefusals.inc({ reason }, 0);
+    for (const reason of AUTH_FAILURE_REASONS) this.authFailures.inc({ reason }, 0);
     if (!samplers) return;
     // One sampling per scrape, shared by the gauges below (prom-client collects them all at once).
     let round: { at: number; sample: Promise<FarmSample> } | undefined;

@@ -4,7 +4,15 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { HTTP_ROUTE_LABELS, REGISTRY_ROUTE_KINDS, httpRouteOf, parseRegistryPath, type RegistryPath, type RegistryRouteKind } from '@nixyard/core';
+import {
+  HTTP_ROUTE_LABELS,
+  REGISTRY_ROUTE_KINDS,
+  httpRouteOf,
+  parseRegistryPath,
+  parseUnservedPath,
+  type RegistryPath,
+  type RegistryRouteKind,
+} from '@nixyard/core';
 import { acceptedMediaTypes, chooseIndexFormat, chooseManifestFormat } from '../src/accept.js';
 
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
@@ -66,6 +74,18 @@ test('paths that are no resource', () => {
   }
 });
 
+test('the spec endpoints that are no route: uploads, upload sessions, referrers', () => {
+  assert.deepEqual(parseUnservedPath('/v2/shell/jq/blobs/uploads/'), { kind: 'uploads', name: 'shell/jq' });
+  assert.deepEqual(parseUnservedPath('/v2/hello/blobs/uploads/0f6a1c1e'), { kind: 'upload', name: 'hello', session: '0f6a1c1e' });
+  assert.deepEqual(parseUnservedPath('/v2/a/b/referrers/sha256:ab'), { kind: 'referrers', name: 'a/b', digest: 'sha256:ab' });
+  // A route is never one of them: "uploads" after blobs/ is a (malformed) digest.
+  for (const path of ['/v2/hello/blobs/uploads', '/v2/hello/manifests/latest', '/v2/', '/v2/hello/blobs/uploads/a/b', '/v2/hello/referrers/', '/v2/blobs/uploads/']) {
+    assert.equal(parseUnservedPath(path), undefined, path);
+  }
+  assert.equal(httpRouteOf('/v2/hello/blobs/uploads/'), 'other');
+  assert.equal(httpRouteOf('/v2/hello/referrers/sha256:ab'), 'other');
+});
+
 test('routeOf: low-cardinality labels for everything else', () => {
   assert.equal(httpRouteOf('/'), 'page');
   assert.equal(httpRouteOf('/healthz'), 'healthz');
@@ -74,7 +94,7 @@ test('routeOf: low-cardinality labels for everything else', () => {
   assert.equal(httpRouteOf('/api/v1/prebuilds/abc'), 'admin');
   assert.equal(httpRouteOf('/v2/hello'), 'other');
   assert.equal(httpRouteOf('/favicon.ico'), 'other');
-  assert.deepEqual(HTTP_ROUTE_LABELS, ['page', 'healthz', 'readyz', 'metrics', 'admin', 'base', 'manifest', 'blob', 'tags', 'other']);
+  assert.deepEqual(HTTP_ROUTE_LABELS, ['page', 'healthz', 'readyz', 'metrics', 'admin', 'token', 'base', 'manifest', 'blob', 'tags', 'other']);
 });
 
 test('Accept lists: several headers, parameters, case and blanks', () => {

@@ -39,11 +39,14 @@ test('a sampler that fails is left out at once', async () => {
   assert.doesNotMatch(text, /^nixyard_queue_jobs\{/m);
 });
 
-test('admission refusals are exported at 0 for each reason before any refusal', async () => {
+test('admission refusals and failed logins are exported at 0 for each reason before the first', async () => {
   const metrics = new ApiMetrics();
   let text = await metrics.registry.metrics();
   assert.match(text, /^nixyard_admission_refusals_total\{reason="queue_full"\} 0$/m);
   assert.match(text, /^nixyard_admission_refusals_total\{reason="client_limit"\} 0$/m);
+  for (const reason of ['malformed', 'unsupported_scheme', 'unknown_user', 'wrong_password', 'invalid_token', 'expired_token']) {
+    assert.match(text, new RegExp(`^nixyard_auth_failures_total\\{reason="${reason}"\\} 0$`, 'm'));
+  }
   metrics.admissionRefusals.inc({ reason: 'client_limit' });
   text = await metrics.registry.metrics();
   assert.match(text, /^nixyard_admission_refusals_total\{reason="client_limit"\} 1$/m);

@@ -4,8 +4,11 @@
 // typed build failure is mapped as docs/design.md §3's table says.
 //
 // Codes the API never produces today: UNAUTHORIZED, DENIED and TOOMANYREQUESTS (the pull API has
-// no authentication and no rate limit; the admin API has its own error table). They are checked
-// at the bottom through sendRegistryError and errorHandler directly, like every other code.
+// no authentication and no rate limit; the admin API has its own error table), and core's
+// validation codes NAME_INVALID, TAG_INVALID and DIGEST_INVALID, which the pull endpoints answer
+// as the 404 of what they fail to name (path-params.ts; spec-endpoints.test.ts pins each
+// endpoint's statuses). They are checked at the bottom through sendRegistryError and
+// errorHandler directly, like every other code.
 
 import assert from 'node:assert/strict';
 import type { OutgoingHttpHeaders } from 'node:http';
@@ -64,145 +67,145 @@ const failure = (f: BuildFailure) => (registry: TestRegistry) => {
 };
 
 const CASES: ErrorCase[] = [
-  // NAME_INVALID 400: the grammar of docs/design.md §2, before anything else.
+  // NAME_UNKNOWN 404: a name outside the grammar of docs/design.md §2, before anything else.
   {
     name: 'a quote in a name',
     path: '/v2/hel"lo/manifests/latest',
-    status: 400,
-    code: 'NAME_INVALID',
+    status: 404,
+    code: 'NAME_UNKNOWN',
     message: 'invalid image name component "hel\\"lo": contains a quote',
     detail: { component: '"hel\\"lo"', position: 0, reason: 'contains a quote' },
   },
   {
     name: 'Nix interpolation in a name',
     path: '/v2/${builtins.abort}/manifests/latest',
-    status: 400,
-    code: 'NAME_INVALID',
+    status: 404,
+    code: 'NAME_UNKNOWN',
     message: 'invalid image name component "${builtins.abort}": contains "${" (Nix interpolation)',
     detail: { component: '"${builtins.abort}"', position: 0, reason: 'contains "${" (Nix interpolation)' },
   },
   {
     name: 'a .. component',
     path: '/v2/hello/../etc/manifests/latest',
-    status: 400,
-    code: 'NAME_INVALID',
+    status: 404,
+    code: 'NAME_UNKNOWN',
     message: 'invalid image name component "..": has an empty attribute segment (a leading, trailing or doubled ".")',
     detail: { component: '".."', position: 1, reason: 'has an empty attribute segment (a leading, trailing or doubled ".")' },
   },
   {
     name: 'an empty component',
     path: '/v2/hello//jq/manifests/latest',
-    status: 400,
-    code: 'NAME_INVALID',
+    status: 404,
+    code: 'NAME_UNKNOWN',
     message: 'invalid image name component 2: empty (a leading, trailing or doubled "/")',
     detail: { component: '', position: 1, reason: 'empty component' },
   },
   {
     name: '65 components',
     path: `/v2/${Array.from({ length: 65 }, (_, i) => `p${i}`).join('/')}/manifests/latest`,
-    status: 400,
-    code: 'NAME_INVALID',
+    status: 404,
+    code: 'NAME_UNKNOWN',
     message: 'invalid image name: 65 components, at most 64 allowed (first extra component "p64")',
     detail: { component: '"p64"', position: 64, reason: 'too many components' },
   },
   {
     name: 'a name of meta-packages only',
     path: '/v2/arm64/manifests/latest',
-    status: 400,
-    code: 'NAME_INVALID',
+    status: 404,
+    code: 'NAME_UNKNOWN',
     message: 'invalid image name "arm64": it names no package',
     detail: { name: '"arm64"', reason: 'no packages' },
   },
   {
     name: 'a percent-encoded name (names are matched undecoded)',
     path: '/v2/he%6Clo/manifests/latest',
-    status: 400,
-    code: 'NAME_INVALID',
+    status: 404,
+    code: 'NAME_UNKNOWN',
     message: 'invalid image name component "he%6Clo": contains "%" (allowed: letters, digits, "_", "-" and "." between segments)',
     detail: { component: '"he%6Clo"', position: 0, reason: 'contains "%" (allowed: letters, digits, "_", "-" and "." between segments)' },
   },
   {
     name: 'an invalid name on a blob',
     path: `/v2/-x/blobs/${UNKNOWN_DIGEST}`,
-    status: 400,
-    code: 'NAME_INVALID',
+    status: 404,
+    code: 'NAME_UNKNOWN',
     message: 'invalid image name component "-x": has a segment starting with "-"',
     detail: { component: '"-x"', position: 0, reason: 'has a segment starting with "-"' },
   },
   {
     name: 'an invalid name on tags/list',
     path: '/v2/-x/tags/list',
-    status: 400,
-    code: 'NAME_INVALID',
+    status: 404,
+    code: 'NAME_UNKNOWN',
     message: 'invalid image name component "-x": has a segment starting with "-"',
     detail: { component: '"-x"', position: 0, reason: 'has a segment starting with "-"' },
   },
   {
     name: 'an invalid name with a digest reference: the name is checked first',
     path: '/v2/-x/manifests/sha256:zz',
-    status: 400,
-    code: 'NAME_INVALID',
+    status: 404,
+    code: 'NAME_UNKNOWN',
     message: 'invalid image name component "-x": has a segment starting with "-"',
     detail: { component: '"-x"', position: 0, reason: 'has a segment starting with "-"' },
   },
 
-  // TAG_INVALID 400
+  // MANIFEST_UNKNOWN 404: a reference that is neither a tag nor a digest names no manifest.
   {
     name: 'a tag starting with "-"',
     path: '/v2/hello/manifests/-bad-tag',
-    status: 400,
-    code: 'TAG_INVALID',
+    status: 404,
+    code: 'MANIFEST_UNKNOWN',
     message: 'invalid tag "-bad-tag": expected [A-Za-z0-9_][A-Za-z0-9._-]{0,127}',
     detail: { tag: '"-bad-tag"' },
   },
   {
     name: 'a tag of 129 characters',
     path: `/v2/hello/manifests/${'t'.repeat(129)}`,
-    status: 400,
-    code: 'TAG_INVALID',
+    status: 404,
+    code: 'MANIFEST_UNKNOWN',
     // Untrusted values are shown cut to 40 characters (core's displayValue).
     message: `invalid tag "${'t'.repeat(40)}"... (129 characters): expected [A-Za-z0-9_][A-Za-z0-9._-]{0,127}`,
     detail: { tag: `"${'t'.repeat(40)}"... (129 characters)` },
   },
 
-  // DIGEST_INVALID 400: anything with ":" is a digest, and only sha256 in lowercase hex.
+  // Anything with ":" is a digest, and only sha256 in lowercase hex: else no manifest, no blob.
   {
     name: 'a short digest on a manifest',
     path: '/v2/hello/manifests/sha256:abc',
-    status: 400,
-    code: 'DIGEST_INVALID',
+    status: 404,
+    code: 'MANIFEST_UNKNOWN',
     message: 'invalid digest "sha256:abc": expected "sha256:" followed by 64 lowercase hex digits',
     detail: { digest: '"sha256:abc"' },
   },
   {
     name: 'an uppercase digest on a manifest',
     path: `/v2/hello/manifests/sha256:${'A'.repeat(64)}`,
-    status: 400,
-    code: 'DIGEST_INVALID',
+    status: 404,
+    code: 'MANIFEST_UNKNOWN',
     message: `invalid digest "sha256:${'A'.repeat(33)}"... (71 characters): expected "sha256:" followed by 64 lowercase hex digits`,
     detail: { digest: `"sha256:${'A'.repeat(33)}"... (71 characters)` },
   },
   {
     name: 'another algorithm on a manifest',
     path: `/v2/hello/manifests/sha512:${'0'.repeat(128)}`,
-    status: 400,
-    code: 'DIGEST_INVALID',
+    status: 404,
+    code: 'MANIFEST_UNKNOWN',
     message: `invalid digest "sha512:${'0'.repeat(33)}"... (135 characters): expected "sha256:" followed by 64 lowercase hex digits`,
     detail: { digest: `"sha512:${'0'.repeat(33)}"... (135 characters)` },
   },
   {
     name: 'a malformed digest on a blob',
     path: '/v2/hello/blobs/sha256:zz',
-    status: 400,
-    code: 'DIGEST_INVALID',
+    status: 404,
+    code: 'BLOB_UNKNOWN',
     message: 'invalid digest "sha256:zz": expected "sha256:" followed by 64 lowercase hex digits',
     detail: { digest: '"sha256:zz"' },
   },
   {
     name: 'GET of the upload endpoint without a slash: "uploads" is no digest',
     path: '/v2/hello/blobs/uploads',
-    status: 400,
-    code: 'DIGEST_INVALID',
+    status: 404,
+    code: 'BLOB_UNKNOWN',
     message: 'invalid digest "uploads": expected "sha256:" followed by 64 lowercase hex digits',
     detail: { digest: '"uploads"' },
   },
@@ -331,14 +334,33 @@ const CASES: ErrorCase[] = [
     }),
   ),
 
-  // UNSUPPORTED 405: the write verbs (also checked on every route in registry-api-base.test.ts)
+  // Pushes and deletions (read-only.ts; every endpoint's in spec-endpoints.test.ts): a push is
+  // 404 NAME_UNKNOWN (end-7 lists 404), an upload session 404 BLOB_UPLOAD_UNKNOWN, a deletion
+  // 405 UNSUPPORTED (deletion disabled, end-9).
   {
     name: 'a push',
     method: 'PUT',
     path: '/v2/hello/manifests/latest',
+    status: 404,
+    code: 'NAME_UNKNOWN',
+    message: 'PUT is not supported: this registry builds its images itself and accepts no pushes',
+    detail: null,
+  },
+  {
+    name: 'an upload session',
+    path: '/v2/hello/blobs/uploads/0f6a1c1e-5ef8-4a40-a5f6-0d9f0a5f1a8b',
+    status: 404,
+    code: 'BLOB_UPLOAD_UNKNOWN',
+    message: 'no such upload: this registry builds its images itself and accepts no pushes, so it starts no uploads',
+    detail: null,
+  },
+  {
+    name: 'a deletion',
+    method: 'DELETE',
+    path: '/v2/hello/manifests/latest',
     status: 405,
     code: 'UNSUPPORTED',
-    message: 'PUT is not supported: this registry builds its images itself and accepts no pushes',
+    message: 'DELETE is not supported: this registry builds its images itself and accepts no pushes',
     detail: null,
   },
 
@@ -464,7 +486,7 @@ const CASES: ErrorCase[] = [
 ];
 
 /** Codes no request to the API can produce today (see the file's opening comment). */
-const UNREACHABLE: readonly RegistryErrorCode[] = ['UNAUTHORIZED', 'DENIED', 'TOOMANYREQUESTS'];
+const UNREACHABLE: readonly RegistryErrorCode[] = ['UNAUTHORIZED', 'DENIED', 'TOOMANYREQUESTS', 'NAME_INVALID', 'TAG_INVALID', 'DIGEST_INVALID'];
 
 test('every registry error code is produced by a case below, or listed as unreachable', () => {
   const produced = new Set(CASES.map((c) => c.code));

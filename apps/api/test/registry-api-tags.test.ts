@@ -1,5 +1,6 @@
 // GET/HEAD /v2/<name>/tags/list in-process (tags.ts): every valid name lists the tags the source
-// knows (a path source knows `latest`), the name echoed as the client spelled it.
+// knows (a path source knows `latest`), the name echoed as the client spelled it. Pagination
+// (`n`, `last`, Link) over longer lists is in spec-endpoints.test.ts.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -32,20 +33,24 @@ test('the name is echoed as given, not canonicalised; nothing is stored or built
   assert.equal(registry.builds.jobs.length, 0);
 });
 
-test('pagination parameters are ignored: the list is always whole', async () => {
-  assert.deepEqual(json(await registry.request('GET', '/v2/hello/tags/list?n=0&last=latest')), { name: 'hello', tags: ['latest'] });
+test('pagination parameters on the one tag: n=0 lists none, last=latest none after it, n=1 all', async () => {
+  assert.deepEqual(json(await registry.request('GET', '/v2/hello/tags/list?n=0&last=latest')), { name: 'hello', tags: [] });
+  assert.deepEqual(json(await registry.request('GET', '/v2/hello/tags/list?last=latest')), { name: 'hello', tags: [] });
+  const one = await registry.request('GET', '/v2/hello/tags/list?n=1');
+  assert.deepEqual(json(one), { name: 'hello', tags: ['latest'] });
+  assert.equal(one.headers['link'], undefined, 'nothing remains');
 });
 
-test('an invalid name is 400 NAME_INVALID, GET and HEAD alike', async () => {
+test('an invalid name is 404 NAME_UNKNOWN (the one failure end-8a lists), GET and HEAD alike', async () => {
   const expected = {
-    status: 400,
-    code: 'NAME_INVALID',
+    status: 404,
+    code: 'NAME_UNKNOWN',
     message: 'invalid image name component "-bad": has a segment starting with "-"',
     detail: { component: '"-bad"', position: 1, reason: 'has a segment starting with "-"' },
   };
   assertRegistryError(await registry.request('GET', '/v2/hello/-bad/tags/list'), expected);
   const { head } = await assertHeadLikeGet(registry, '/v2/hello/-bad/tags/list');
-  assert.equal(head.status, 400);
+  assert.equal(head.status, 404);
 });
 
 test('tags/list/ and tags/other are no resource: 404 NAME_UNKNOWN', async () => {

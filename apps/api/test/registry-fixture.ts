@@ -173,8 +173,12 @@ export interface RegistryOptions {
   /** How often the storage's cache epoch is looked at (default CACHE_EPOCH_CHECK_MS). */
   epochCheckMs?: number;
   readiness?: Readiness;
+  /** Turns tags into revisions and lists them (default: a SourceResolver for the path source SOURCE). */
+  resolver?: SourceResolver;
   /** Collect log lines at this level and above into `logs` (default: a silent logger). */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Pull authentication, set up with the registry's metrics (default: none). */
+  auth?: (metrics: ApiMetrics) => Promise<NonNullable<ApiDeps['auth']>>;
 }
 
 export interface TestRegistry {
@@ -186,7 +190,8 @@ export interface TestRegistry {
   metrics: ApiMetrics;
   /** Parsed log lines (only with `logLevel`). */
   logs: Array<Record<string, unknown>>;
-  request(method: string, path: string, headers?: OutgoingHttpHeaders): Promise<Response>;
+  /** `body`, when given, is sent as it is (a form, for the token endpoint). */
+  request(method: string, path: string, headers?: OutgoingHttpHeaders, body?: string): Promise<Response>;
   close(): Promise<void>;
 }
 
@@ -224,7 +229,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     ),
     packageIndex,
     builds,
-    resolver: new SourceResolver(SOURCE, TTL_SECONDS),
+    resolver: options.resolver ?? new SourceResolver(SOURCE, TTL_SECONDS),
     liveWorkers: workers,
     systems: options.systems ?? ['x86_64-linux'],
     indexSystems: options.indexSystems,
@@ -239,6 +244,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       statusPage,
     }),
     ...(options.blobServing ? { blobServing: options.blobServing } : {}),
+    ...(options.auth ? { auth: await options.auth(metrics) } : {}),
   };
   const server: Server = createServer(createApp(deps)).listen(0, '127.0.0.1');
   await new Promise<void>((resolve, reject) => {
@@ -255,7 +261,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     packageIndex,
     metrics,
     logs,
-    request: (method, path, headers = {}) => send(port, method, path, headers),
+    request: (method, path, headers = {}, body) => send(port, method, path, headers, body),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -267,7 +273,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
 const REQUEST_TIMEOUT_MS = 5_000;
 
 /** One request with node:http: the path goes out byte for byte (fetch would normalise it). */
-function send(port: number, method: string, path: string, headers: OutgoingHttpHeaders): Promise<Response> {
+function send(port: number, method: string, path: string, headers: OutgoingHttpHeaders, body?: string): Promise<Response> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -282,7 +288,7 @@ function send(port: number, method: string, path: string, headers: OutgoingHttpH
     req.on('error', reject);
     // A handler that never answers fails its test at once instead of hanging the run.
     req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`${method} ${path}: no answer within ${REQUEST_TIMEOUT_MS} ms`)));
-    req.end();
+    req.end(body);
   });
 }
 

@@ -27,7 +27,7 @@ const BLOB = /^\/v2\/(.+)\/blobs\/([^/]+)$/;
 const TAGS = /^\/v2\/(.+)\/tags\/list$/;
 
 /** Every value of the HTTP metrics' `route` label: the registry's route kinds and the API's own routes. */
-export const HTTP_ROUTE_LABELS = ['page', 'healthz', 'readyz', 'metrics', 'admin', ...REGISTRY_ROUTE_KINDS, 'other'] as const;
+export const HTTP_ROUTE_LABELS = ['page', 'healthz', 'readyz', 'metrics', 'admin', 'token', ...REGISTRY_ROUTE_KINDS, 'other'] as const;
 export type HttpRouteLabel = (typeof HTTP_ROUTE_LABELS)[number];
 
 /** The `route` label of a request path (without its query): low-cardinality, whatever the path. */
@@ -47,5 +47,34 @@ export function parseRegistryPath(path: string): RegistryPath | undefined {
   if (m) return { kind: 'blob', name: m[1]!, digest: m[2]! };
   m = TAGS.exec(path);
   if (m) return { kind: 'tags', name: m[1]! };
+  return undefined;
+}
+
+/**
+ * The distribution spec's endpoints that a read-only registry does not serve but must still
+ * answer as the spec's endpoint table says (apps/api read-only.ts): the upload endpoints and the
+ * referrers API. They are no route (their `route` label is `other`); the spec's ids are noted.
+ */
+export type UnservedPath =
+  /** `/v2/<name>/blobs/uploads/`: POST starts an upload (end-4a, end-4b, end-11). */
+  | { kind: 'uploads'; name: string }
+  /** `/v2/<name>/blobs/uploads/<reference>`: an upload session (end-5, end-6, end-13, end-14). */
+  | { kind: 'upload'; name: string; session: string }
+  /** `/v2/<name>/referrers/<digest>` (end-12a, end-12b). */
+  | { kind: 'referrers'; name: string; digest: string };
+
+const UPLOADS = /^\/v2\/(.+)\/blobs\/uploads\/$/;
+const UPLOAD = /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/;
+const REFERRERS = /^\/v2\/(.+)\/referrers\/([^/]+)$/;
+
+/** The unserved endpoint a raw request path names, if it names no route (parseRegistryPath) but one of those. */
+export function parseUnservedPath(path: string): UnservedPath | undefined {
+  if (parseRegistryPath(path)) return undefined;
+  let m = UPLOADS.exec(path);
+  if (m) return { kind: 'uploads', name: m[1]! };
+  m = UPLOAD.exec(path);
+  if (m) return { kind: 'upload', name: m[1]!, session: m[2]! };
+  m = REFERRERS.exec(path);
+  if (m) return { kind: 'referrers', name: m[1]!, digest: m[2]! };
   return undefined;
 }

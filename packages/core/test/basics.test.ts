@@ -63,6 +63,7 @@ describe('RegistryError', () => {
       MANIFEST_UNKNOWN: 404,
       BLOB_UNKNOWN: 404,
       NAME_UNKNOWN: 404,
+      BLOB_UPLOAD_UNKNOWN: 404,
       UNSUPPORTED: 405,
       UNAUTHORIZED: 401,
       DENIED: 403,
