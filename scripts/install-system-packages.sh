@@ -10,6 +10,7 @@
 #   chromium           renders the status page headless in its end-to-end test
 #   nginx              runs ops/nginx/nginx.conf in front of the API in the proxy test
 #   podman, containerd two more real clients: pull and unpack images (test/e2e/container-engines)
+#   apache2-utils      `htpasswd -B`, which writes the bcrypt users file of the pull auth tests (test/e2e/auth)
 # With --bench, what `npm run bench:serve` compares Nixyard with (it installs nothing itself):
 #   docker-registry    distribution 2.8.2, the performance peer
 #   wrk                the HTTP load generator
@@ -18,7 +19,7 @@
 set -euo pipefail
 
 packages=(nix-bin patchelf redis-server skopeo umoci git ca-certificates xz-utils)
-test_packages=(chromium nginx podman containerd)
+test_packages=(chromium nginx podman containerd apache2-utils)
 bench_packages=(docker-registry wrk nginx)
 
 for arg in "$@"; do

@@ -2,8 +2,10 @@
 // processes (scripts/stack.ts, as the quick start runs them), temp storage, the bundled set.
 
 import type { ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
 import { Queue } from 'bullmq';
 import { loadConfig, openStorage, buildQueueName, redisConnectionOptions, type Storage, type System } from '@nixyard/core';
 import { freePort, startRole, waitForHttp, type Started } from '../../scripts/stack.js';
@@ -28,10 +30,22 @@ export interface TestStack {
   apiMetricsUrl: string;
   /** Starts one more worker with these variables on top of the stack's; resolves once it serves metrics. */
   addWorker(env?: Record<string, string>): Promise<StackWorker>;
+  /**
+   * Starts one more API on this farm (its Redis and storage), on a port of its own, with these
+   * variables on top of the stack's (not `apiEnv`); resolves once it answers `/readyz`.
+   */
+  addApi(env?: Record<string, string>): Promise<StackApi>;
   stop(): Promise<void>;
 }
 
 export interface StackWorker {
+  metricsUrl: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface StackApi {
+  registry: string; // host:port
   metricsUrl: string;
   child: ChildProcess;
   stop(): Promise<void>;
@@ -44,6 +58,12 @@ export interface StackOptions {
   apiEnv?: Record<string, string>;
   /** Worker processes to start (default 1), each with its own metrics port, or their extra variables. */
   workers?: number | Array<Record<string, string>>;
+  /**
+   * Where the output of the API and worker processes goes: by default the test's own output; with
+   * a directory, each process writes its stdout and stderr to files of its own there
+   * (`api-1.stdout.log`, `api-1.stderr.log`, `worker-1.stdout.log`, ...), complete once stop() resolves.
+   */
+  logDir?: string;
 }
 
 export async function startStack(options: StackOptions = {}): Promise<TestStack> {
@@ -67,9 +87,24 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
   const roles: Started[] = [];
   const workerMetricsUrls: string[] = [];
   const stackWorkers: StackWorker[] = [];
+  const logsWritten: Array<Promise<unknown>> = [];
+  const processCount = { api: 0, worker: 0 };
+  /** startRole, with the output in logDir when there is one. */
+  const start = (role: 'api' | 'worker', roleEnv: NodeJS.ProcessEnv): Started => {
+    const n = ++processCount[role];
+    if (options.logDir === undefined) return startRole(role, { env: roleEnv });
+    mkdirSync(options.logDir, { recursive: true });
+    const proc = startRole(role, { env: roleEnv, stdio: 'pipe' });
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const file = createWriteStream(join(options.logDir, `${role}-${n}.${stream}.log`));
+      proc.child[stream]!.pipe(file);
+      logsWritten.push(finished(file).catch(() => {}));
+    }
+    return proc;
+  };
   const addWorker = async (extra: Record<string, string> = {}) => {
     const metricsPort = await freePort();
-    const worker = startRole('worker', { env: { ...env, ...extra, NIXYARD_WORKER_METRICS_PORT: String(metricsPort) } });
+    const worker = start('worker', { ...env, ...extra, NIXYARD_WORKER_METRICS_PORT: String(metricsPort) });
     roles.push(worker);
     const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
     await waitForHttp(metricsUrl, 60_000, worker.child);
@@ -86,14 +121,23 @@ export async function startStack(options: StackOptions = {}): Promise<TestStack>
     workerMetricsUrls,
     workers: stackWorkers,
     addWorker,
+    async addApi(extra = {}) {
+      const apiPort = await freePort();
+      const api = start('api', { ...env, ...extra, PORT: String(apiPort) });
+      roles.push(api);
+      const registry = `127.0.0.1:${apiPort}`;
+      await waitForHttp(`http://${registry}/readyz`, 60_000, api.child);
+      return { registry, metricsUrl: `http://${registry}/metrics`, child: api.child, stop: () => api.stop() };
+    },
     async stop() {
       await Promise.all(roles.map((r) => r.stop()));
+      await Promise.all(logsWritten);
       await redis.stop();
       dir.cleanup();
     },
   };
   try {
-    const api = startRole('api', { env: { ...env, ...options.apiEnv } });
+    const api = start('api', { ...env, ...options.apiEnv });
     roles.push(api);
     // As the compose proxy does (it starts once the replicas report ready): /readyz also loads the
     // API's Redis side, which a fresh API otherwise loads with its first cold pull.
