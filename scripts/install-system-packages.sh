@@ -15,18 +15,24 @@
 #   docker-registry    distribution 2.8.2, the performance peer
 #   wrk                the HTTP load generator
 #   nginx              the proxy figures, with ops/nginx/nginx.conf
-# The flags combine: `--test --bench`.
+# With --farm, what `npm run farm` (scripts/farm.ts, the whole topology in network namespaces) runs:
+#   iproute2           `ip`: the namespaces, the bridge and the veth pairs
+#   nginx              the proxy, with ops/nginx/nginx.conf
+#   prometheus         scrapes every API and worker, with ops/prometheus/prometheus.yml
+# The flags combine: `--test --bench --farm`.
 set -euo pipefail
 
 packages=(nix-bin patchelf redis-server skopeo umoci git ca-certificates xz-utils)
 test_packages=(chromium nginx podman containerd apache2-utils)
 bench_packages=(docker-registry wrk nginx)
+farm_packages=(iproute2 nginx prometheus)
 
 for arg in "$@"; do
   case "$arg" in
     --test) packages+=("${test_packages[@]}") ;;
     --bench) packages+=("${bench_packages[@]}") ;;
-    *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
+    --farm) packages+=("${farm_packages[@]}") ;;
+    *) echo "usage: $0 [--test] [--bench] [--farm]" >&2; exit 2 ;;
   esac
 done
 
