@@ -1,8 +1,9 @@
 // Where Redis is (REDIS_URL, or REDIS_SENTINELS) → connection options for ioredis and BullMQ.
 // BullMQ wants an options object (it opens several connections, some of them blocking), not a
 // URL, and ioredis keeps its URL parser private. With Sentinel, ioredis asks the Sentinels for the
-// primary, and asks again whenever its connection breaks or the node it reached turns out to be a
-// replica, so every client built from these options follows a failover without a restart.
+// primary, and asks again whenever its connection breaks, the node it reached turns out to be a
+// replica, or the Sentinels announce a new primary, so every client built from these options
+// follows a failover without a restart.
 
 import type { RedisConfig } from './config.js';
 
@@ -24,6 +25,11 @@ export type RedisConnectionOptions = CommonOptions &
         sentinelPassword?: string;
         /** A primary demoted by a failover answers writes with READONLY: reconnect, and ask again. */
         reconnectOnError: (err: Error) => boolean;
+        /**
+         * Listen to the Sentinels' +switch-master and reconnect at once: a primary whose host is
+         * cut off closes no connection, and without this a client would wait on it for minutes.
+         */
+        failoverDetector: true;
       }
   );
 
@@ -39,6 +45,7 @@ export function redisConnectionOptions(redis: RedisConfig | string): RedisConnec
     ...(redis.sentinelPassword !== undefined ? { sentinelPassword: redis.sentinelPassword } : {}),
     ...(redis.db !== undefined ? { db: redis.db } : {}),
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
+    failoverDetector: true,
     maxRetriesPerRequest: null,
   };
 }
