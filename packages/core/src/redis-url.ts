@@ -2,8 +2,8 @@
 // BullMQ wants an options object (it opens several connections, some of them blocking), not a
 // URL, and ioredis keeps its URL parser private. With Sentinel, ioredis asks the Sentinels for the
 // primary, and asks again whenever its connection breaks, the node it reached turns out to be a
-// replica, or the Sentinels announce a new primary, so every client built from these options
-// follows a failover without a restart.
+// replica, or it hears nothing back for a while, so every client built from these options follows
+// a failover without a restart.
 
 import type { RedisConfig } from './config.js';
 
@@ -26,12 +26,18 @@ export type RedisConnectionOptions = CommonOptions &
         /** A primary demoted by a failover answers writes with READONLY: reconnect, and ask again. */
         reconnectOnError: (err: Error) => boolean;
         /**
-         * Listen to the Sentinels' +switch-master and reconnect at once: a primary whose host is
-         * cut off closes no connection, and without this a client would wait on it for minutes.
+         * A connection that gets no answer for this long is taken for dead and made again (which
+         * asks the Sentinels anew): a primary whose host is cut off closes no connection, and TCP
+         * would take minutes to notice. Longer than any blocking command BullMQ sends (10 s).
+         * (ioredis' failoverDetector would notice sooner, but its Sentinel subscriptions outlive
+         * a client closed with QUIT, as BullMQ closes them, and keep the process from exiting.)
          */
-        failoverDetector: true;
+        socketTimeout: number;
       }
   );
+
+/** How long a Sentinel-mode connection may go without an answer to a command it sent. */
+export const DEAD_CONNECTION_MS = 15_000;
 
 /** Options for `url` (a REDIS_URL as config.ts validated it), or for the configured Redis. */
 export function redisConnectionOptions(redis: RedisConfig | string): RedisConnectionOptions {
@@ -45,7 +51,7 @@ export function redisConnectionOptions(redis: RedisConfig | string): RedisConnec
     ...(redis.sentinelPassword !== undefined ? { sentinelPassword: redis.sentinelPassword } : {}),
     ...(redis.db !== undefined ? { db: redis.db } : {}),
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
-    failoverDetector: true,
+    socketTimeout: DEAD_CONNECTION_MS,
     maxRetriesPerRequest: null,
   };
 }
