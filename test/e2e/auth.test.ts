@@ -22,7 +22,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -32,6 +32,7 @@ import { freePort, startRole } from '../../scripts/stack.js';
 import { BUNDLED_SET } from '../helpers/bundled-set.js';
 import { family, parseExposition } from '../helpers/prometheus-exposition.js';
 import { jobCount, metricValue, rawRequest, startStack, type StackApi, type TestStack } from '../helpers/stack.js';
+import { startContainerd } from '../helpers/containerd.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 /** Built once, anonymously, before anything else; every client pulls it warm. */
@@ -1151,32 +1152,3 @@ describe('pull authentication', { skip: suiteMissing }, () => {
   }
 });
 
-/** A containerd daemon of this test: its own root, state and socket, no CRI plugin (as container-engines.test.ts). */
-async function startContainerd(dir: string): Promise<{ address: string; stop(): Promise<void> }> {
-  mkdirSync(dir, { recursive: true });
-  const address = join(dir, 'containerd.sock');
-  writeFileSync(join(dir, 'config.toml'), 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n');
-  const daemon = spawn('containerd', ['--config', join(dir, 'config.toml'), '--root', join(dir, 'root'), '--state', join(dir, 'state'), '--address', address], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  daemon.stderr!.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
-  const exited = new Promise<void>((done) => daemon.once('exit', () => done()));
-  const stop = async () => {
-    if (daemon.exitCode !== null) return;
-    daemon.kill('SIGTERM');
-    const timer = setTimeout(() => daemon.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  for (let deadline = Date.now() + 20_000; ; ) {
-    if (daemon.exitCode !== null) assert.fail(`containerd exited: ${log}`);
-    if ((await run('ctr', ['--address', address, 'version'], { timeoutMs: 5000 })).code === 0) break;
-    if (Date.now() > deadline) {
-      await stop();
-      assert.fail(`containerd did not answer within 20 s: ${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { address, stop };
-}

@@ -11,12 +11,13 @@
 // why, only when its binary is not installed.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { inflateRawSync } from 'node:zlib';
 import { OCI_IMAGE_MANIFEST } from '@nixyard/core';
+import { startContainerd } from '../helpers/containerd.js';
 import { startStack, type TestStack } from '../helpers/stack.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -100,28 +101,14 @@ describe('container engines pull images whose layers are gzip members', { skip: 
 
   test('ctr image pull into a private containerd, then the mounted snapshot runs jq and bash', { skip: containerdMissing }, async () => {
     const dir = join(work.path, 'containerd');
-    mkdirSync(dir, { recursive: true });
-    const address = join(dir, 'containerd.sock');
-    // Only what a pull needs: no CRI plugin (it would set up networking and watch for pods).
-    writeFileSync(join(dir, 'config.toml'), 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n');
-    const daemon = spawn('containerd', ['--config', join(dir, 'config.toml'), '--root', join(dir, 'root'), '--state', join(dir, 'state'), '--address', address], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let log = '';
-    daemon.stderr!.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
-    const exited = new Promise<void>((done) => daemon.once('exit', () => done()));
+    const daemon = await startContainerd(dir);
+    const { address } = daemon;
     const ctr = (...args: string[]) => run('ctr', ['--address', address, '--namespace', 'nixyard-e2e', ...args]);
     const ref = `${stack.registry}/${IMAGE}:latest`;
     const mountpoint = join(dir, 'rootfs');
     mkdirSync(mountpoint);
     let mounted = false;
     try {
-      for (let deadline = Date.now() + 20_000; ; ) {
-        if (daemon.exitCode !== null) assert.fail(`containerd exited: ${log}`);
-        if (spawnSync('ctr', ['--address', address, 'version'], { stdio: 'ignore', timeout: 5000 }).status === 0) break;
-        if (Date.now() > deadline) assert.fail(`containerd did not answer within 20 s: ${log}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
       ctr('image', 'pull', '--plain-http', '--snapshotter', 'native', ref);
       ctr('images', 'mount', '--snapshotter', 'native', ref, mountpoint);
       mounted = true;
@@ -129,10 +116,7 @@ describe('container engines pull images whose layers are gzip members', { skip: 
       sameAsStore(mountpoint);
     } finally {
       if (mounted) ctr('images', 'unmount', mountpoint);
-      daemon.kill('SIGTERM');
-      const timer = setTimeout(() => daemon.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
+      await daemon.stop();
     }
   });
 });
