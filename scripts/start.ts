@@ -1,5 +1,5 @@
 // The quick start: the whole system with embedded defaults, as separate processes (docs/design.md §1):
-// a private redis-server (unless REDIS_URL is set), the API, one worker, filesystem storage under
+// a private redis-server (unless REDIS_URL or REDIS_SENTINELS says where Redis is), the API, one worker, filesystem storage under
 // ./var/storage and the bundled offline package set. Ctrl-C stops all of it. The roles run compiled,
 // as in production: `npm run build` runs first when dist/ is missing or older than the sources.
 // scripts/start.sh installs what is missing first; run that (`npm start`), not this file.
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
       throw new Error(`npm run build failed (${build.error?.message ?? build.signal ?? `exit ${build.status}`})`);
     }
   }
-  if (!env.REDIS_URL) {
+  if (!env.REDIS_URL && !env.REDIS_SENTINELS) {
     const server = await startRedis(join(REPO_ROOT, 'var', 'redis'));
     redis = server;
     env.REDIS_URL = server.url;

@@ -4,11 +4,16 @@
 // killed and a replica promoted, with no restart and no job lost.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { buildQueueName, describeRedis, loadConfig, loadMaintenanceConfig, redisConnectionOptions } from '@nixyard/core';
+import { REPO_ROOT, freePort } from '../../scripts/stack.js';
 import { startSentinelSet, type SentinelSet } from '../helpers/sentinel.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const QUEUE = buildQueueName('x86_64-linux');
 
@@ -26,6 +31,35 @@ describe('Redis through Sentinel', () => {
     assert.equal(config.redis.kind, 'sentinel');
     assert.ok(!describeRedis(config.redis).includes('not-in-logs'));
     assert.match(describeRedis(config.redis), /^sentinel nixyard via 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+$/);
+  });
+
+  test('nixyard gc reads the builds in flight through the Sentinels, with no REDIS_URL', { timeout: 60_000 }, async () => {
+    const storage = tempDir('sentinel-gc');
+    try {
+      const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...set.env, STORAGE_PATH: storage.path };
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'apps/cli/src/main.ts'), 'gc', '--dry-run', '--json'], { env, timeout: 50_000 });
+      const report = JSON.parse(stdout) as { dryRun: boolean; manifests: number; swept: unknown[] };
+      assert.deepEqual([report.dryRun, report.manifests, report.swept], [true, 0, []]);
+    } finally {
+      storage.cleanup();
+    }
+  });
+
+  test('nixyard gc stops with a message, and exits, when no Sentinel answers', { timeout: 60_000 }, async () => {
+    const storage = tempDir('sentinel-gc-down');
+    try {
+      const env = { PATH: process.env.PATH, HOME: process.env.HOME, REDIS_SENTINELS: `127.0.0.1:${await freePort()}`, REDIS_SENTINEL_NAME: 'nixyard', STORAGE_PATH: storage.path };
+      const began = Date.now();
+      const failed = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'apps/cli/src/main.ts'), 'gc'], { env, timeout: 50_000 }).then(
+        () => assert.fail('gc succeeded without Redis'),
+        (err: { code: number; stderr: string }) => err,
+      );
+      assert.equal(failed.code, 3);
+      assert.match(failed.stderr, /^nixyard: Redis \(sentinel nixyard via 127\.0\.0\.1:\d+\) did not answer within 10 s: .*; gc needs it to see the builds in flight\n$/);
+      assert.ok(Date.now() - began < 30_000, 'gave up after its deadline, and exited');
+    } finally {
+      storage.cleanup();
+    }
   });
 
   test('a queue, its worker and a plain client follow a failover without a restart', { timeout: 90_000 }, async () => {

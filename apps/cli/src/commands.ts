@@ -156,7 +156,7 @@ function buildProgram(io: Io, out: (line?: string) => void, setExit: (code: numb
     .command('gc')
     .description(
       'delete blobs that no manifest uses, and temporary files (tmp/, incomplete S3 uploads) that writers which died left behind ' +
-        '(storage from STORAGE_PATH / S3_*, as the workers have it; REDIS_URL and NIXYARD_SYSTEMS to see builds in flight)',
+        '(storage from STORAGE_PATH / S3_*, as the workers have it; REDIS_URL or REDIS_SENTINELS, and NIXYARD_SYSTEMS, to see builds in flight)',
     )
     .addOption(
       new Option('--grace <duration>', 'keep unreferenced blobs and temporary files written more recently than this (24h, 30m, 90s, 0)')

@@ -1,10 +1,11 @@
 // `nixyard gc` and `nixyard fsck`: storage maintenance. They work on storage directly (not through
 // the API), configured by the storage variables the API and the workers have (STORAGE_PATH or
-// S3_*; gc also REDIS_URL and NIXYARD_SYSTEMS, to refuse to collect a build's layers while it runs)
-// and nothing else (loadMaintenanceConfig), so an operator can run them wherever storage is
+// S3_*; gc also REDIS_URL or REDIS_SENTINELS, and NIXYARD_SYSTEMS, to refuse to collect a
+// build's layers while it runs) and nothing else (loadMaintenanceConfig), so an operator can run them wherever storage is
 // reachable. The algorithms live in @nixyard/core (maintenance/); this module only wires and prints.
 
 import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import {
   IN_FLIGHT_STATES,
   checkStorage,
@@ -12,6 +13,7 @@ import {
   loadMaintenanceConfig,
   openStorage,
   buildQueueName,
+  describeRedis,
   redisConnectionOptions,
   type MaintenanceConfig,
   type TemporaryItem,
@@ -51,17 +53,43 @@ function describeTemporary(item: TemporaryItem, now: Date): string {
   return `${what} ${humanBytes(item.size)}, last written ${humanAge((now.getTime() - item.modified.getTime()) / 1000)} ago`;
 }
 
-/** Whether any build job is waiting or running on any system's queue. */
+/** How long gc waits for Redis to say which builds are in flight before it gives up. */
+const REDIS_DEADLINE_MS = 10_000;
+
+/**
+ * Whether any build job is waiting or running on any system's queue. Without an answer from Redis
+ * gc cannot know, so it stops with a message rather than collect a running build's layers, or wait
+ * for ever on a Redis (or Sentinels) that cannot be reached.
+ */
 async function buildsInFlight(config: MaintenanceConfig): Promise<boolean> {
   const systems = [...new Set([...config.systems, ...(config.indexSystems ?? [])])];
-  for (const system of systems) {
-    const queue = new Queue(buildQueueName(system), { connection: { ...redisConnectionOptions(config.redis), maxRetriesPerRequest: 1 } });
-    try {
-      const counts = await queue.getJobCounts(...IN_FLIGHT_STATES);
-      if (Object.values(counts).some((n) => n > 0)) return true;
-    } finally {
-      await queue.close();
+  // One connection of gc's own, which it can drop at once: a Queue's own connections cannot be
+  // closed while they are still trying to connect, and would keep the process alive.
+  const redis = new Redis({ ...redisConnectionOptions(config.redis), maxRetriesPerRequest: 1 });
+  let lastError: Error | undefined;
+  redis.on('error', (err) => (lastError = err));
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const why = lastError ? `: ${lastError.message.split('\n')[0]}` : '';
+      reject(new Error(`Redis (${describeRedis(config.redis)}) did not answer within ${REDIS_DEADLINE_MS / 1000} s${why}; gc needs it to see the builds in flight`));
+    }, REDIS_DEADLINE_MS);
+  });
+  deadline.catch(() => {}); // raced below; a rejection outside a race (during close) is no crash
+  try {
+    for (const system of systems) {
+      const queue = new Queue(buildQueueName(system), { connection: redis });
+      queue.on('error', (err) => (lastError = err));
+      try {
+        const counts = await Promise.race([queue.getJobCounts(...IN_FLIGHT_STATES), deadline]);
+        if (Object.values(counts).some((n) => n > 0)) return true;
+      } finally {
+        await queue.close();
+      }
     }
+  } finally {
+    clearTimeout(timer);
+    redis.disconnect();
   }
   return false;
 }
