@@ -41,6 +41,12 @@ export interface FarmOptions {
   build?: boolean;
   /** Prometheus' scrape and evaluation interval (default 5 s; the compose file has 15 s). */
   scrapeIntervalSeconds?: number;
+  /**
+   * The package set every API and worker uses (NIXERY_PKGS_PATH; default the bundled offline set,
+   * examples/pkgs, which is prepared in any case). Tests give a set of their own that imports the
+   * bundled one and adds packages, such as builds that wait until the test lets them finish.
+   */
+  packages?: string;
   /** Extra variables for every API and worker, and for the APIs or the workers alone. */
   env?: Record<string, string>;
   apiEnv?: Record<string, string>;
@@ -149,7 +155,7 @@ export async function farmUp(options: FarmOptions = {}): Promise<Farm> {
     net,
     stateDir,
     storagePath: sharedStorage(stateDir),
-    packages: BUNDLED_SET,
+    packages: resolve(options.packages ?? BUNDLED_SET),
     adminToken: randomBytes(24).toString('base64url'),
     runner,
     scrapeIntervalSeconds: options.scrapeIntervalSeconds ?? 5,

@@ -45,7 +45,7 @@ export interface FarmState {
   rootAddress: string;
   /** The shared storage directory every host uses (STORAGE_PATH). */
   storagePath: string;
-  /** NIXERY_PKGS_PATH: the bundled offline set. */
+  /** NIXERY_PKGS_PATH: the bundled offline set, or the set `up` was given. */
   packages: string;
   /** REDIS_SENTINELS and REDIS_SENTINEL_NAME, as every role gets them. */
   redisSentinels: string;
