@@ -7,6 +7,7 @@
 // nobody would ask), a failed one is a build to retry.
 
 import type { ConnectionOptions, Job, Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
 import {
   BuildResultSchema,
   RegistryError,
@@ -22,6 +23,14 @@ import {
 import { bullmq } from './bullmq.js';
 
 export interface BuildQueueOptions {
+  /**
+   * The API's one command connection, which every queue shares (BullMQ uses a client it is given
+   * as it is). One busy connection notices a lost Redis primary once, for all of them; a queue
+   * with a connection of its own would notice only at its first command after the failover, and
+   * wait DEAD_CONNECTION_MS then (docs/operations.md, "Redis high availability").
+   */
+  client: Redis;
+  /** Options for each queue's event stream, which blocks and so needs a connection of its own. */
   connection: ConnectionOptions;
   systems: readonly System[];
   /** How long a pull waits for its build before giving up (the build itself goes on). */
@@ -45,7 +54,7 @@ export class BuildQueue {
   constructor(private readonly options: BuildQueueOptions) {
     for (const system of options.systems) {
       const name = buildQueueName(system);
-      const queue = new bullmq.Queue(name, { connection: options.connection });
+      const queue = new bullmq.Queue(name, { connection: options.client });
       const events = new bullmq.QueueEvents(name, { connection: options.connection });
       // Every pull waiting for a build listens for the queue's 'closing' (BullMQ's waitUntilFinished).
       queue.setMaxListeners(0);

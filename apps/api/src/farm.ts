@@ -51,6 +51,7 @@ export function connectFarm({ config, systems, storage, resolver, logger, onRefu
   // Resolve, build and graph are each bounded by NIX_TIMEOUT; packing gets a minute on top.
   const waitTimeoutMs = (3 * config.nix.timeoutSeconds + 60) * 1000;
   const builds = new BuildQueue({
+    client: redis,
     connection,
     systems,
     waitTimeoutMs,
@@ -59,7 +60,6 @@ export function connectFarm({ config, systems, storage, resolver, logger, onRefu
   const admission = new Admission(redis, builds, { ...config.admission, waitTimeoutMs }, onRefused);
   const prebuilds = new Prebuilds({
     redis,
-    connection,
     storage,
     builds,
     resolver,

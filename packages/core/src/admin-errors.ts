@@ -20,23 +20,32 @@ export const ADMIN_ERROR_STATUS = Object.freeze({
   /** Over the batch size or body size limit; nothing was enqueued. */
   BATCH_TOO_LARGE: 413,
   UNKNOWN: 500,
-  /** Try again shortly (another submission holds the lock). */
+  /** Try again shortly (another submission holds the lock, or Redis did not answer in time). */
   UNAVAILABLE: 503,
 } as const);
 
 export type AdminErrorCode = keyof typeof ADMIN_ERROR_STATUS;
 
+export interface AdminErrorOptions {
+  cause?: unknown;
+  /** Sent as Retry-After (whole seconds, at least 1): when trying again may succeed. */
+  retryAfterSeconds?: number;
+}
+
 export class AdminError extends Error {
   override readonly name = 'AdminError';
   readonly status: number;
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(
     readonly code: AdminErrorCode,
     message: string,
     readonly detail: JsonValue = null,
+    options: AdminErrorOptions = {},
   ) {
-    super(message);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.status = ADMIN_ERROR_STATUS[code];
+    this.retryAfterSeconds = options.retryAfterSeconds === undefined ? undefined : Math.max(1, Math.ceil(options.retryAfterSeconds));
   }
 
   toBody(): { errors: Array<{ code: AdminErrorCode; message: string; detail: JsonValue }> } {

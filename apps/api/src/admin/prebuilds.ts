@@ -7,9 +7,13 @@
 //
 // The batch's own record (what was asked, which job builds what) lives in Redis for a week;
 // its state is read from the jobs and the manifest records when asked for.
+//
+// Every Redis call here has the request deadline (deadline.ts): while Redis is away, or a failover
+// is under way, a submission answers 503 with Retry-After at once instead of waiting, and never
+// holds the farm-wide submit lock while it waits.
 
 import { randomUUID } from 'node:crypto';
-import type { ConnectionOptions, FlowJob, FlowProducer, Job } from 'bullmq';
+import type { FlowJob, FlowProducer, Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import {
@@ -42,11 +46,17 @@ import {
 } from '@nixyard/core';
 import { BUILD_JOB_RETENTION, type BuildQueue } from '../build-queue.js';
 import { bullmq } from '../bullmq.js';
+import { REDIS_DEADLINE_MS, within } from '../deadline.js';
 import { freshRecord, indexSystemsFor, jobForImage } from '../image-records.js';
 import type { SourceResolver } from '../source-resolver.js';
 
 const BATCH_TTL_SECONDS = 7 * 24 * 60 * 60;
 const SUBMIT_LOCK_MS = 120_000;
+/** How long a submission waits for another one's lock before it answers 503. */
+const SUBMIT_LOCK_WAIT_MS = 30_000;
+/** Reading a batch's state is a few Redis commands per image: one deadline for all of them. */
+const STATUS_DEADLINE_MS = 4 * REDIS_DEADLINE_MS;
+const RELEASE_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
 const RECENT = 50;
 
 const BatchRecordSchema = z.object({
@@ -69,8 +79,8 @@ const BatchRecordSchema = z.object({
 type BatchRecord = z.infer<typeof BatchRecordSchema>;
 
 export interface PrebuildDeps {
+  /** The API's command connection; the flow producer shares it (as the build queues do). */
   redis: Redis;
-  connection: ConnectionOptions;
   storage: Storage;
   builds: Pick<BuildQueue, 'queue'>;
   resolver: SourceResolver;
@@ -89,7 +99,7 @@ export class Prebuilds {
   private readonly flows: FlowProducer;
 
   constructor(private readonly deps: PrebuildDeps) {
-    this.flows = new bullmq.FlowProducer({ connection: deps.connection });
+    this.flows = new bullmq.FlowProducer({ connection: deps.redis });
     this.flows.on('error', deps.onError ?? (() => {}));
   }
 
@@ -116,7 +126,7 @@ export class Prebuilds {
         }
         const jobId = jobIdFor(job.imageKey);
         images.push({ ...entry, jobId, initial: 'queued' });
-        if (await this.inFlight(job.system, jobId)) continue;
+        if (await within(REDIS_DEADLINE_MS, this.inFlight(job.system, jobId), 'looking up a build job')) continue;
         children.push({
           name: 'build',
           queueName: buildQueueName(job.system),
@@ -126,7 +136,9 @@ export class Prebuilds {
         });
       }
       if (children.length > 0) {
-        const flow = await this.flows.add({ name: 'prebuild', queueName: PREBUILD_QUEUE, data: { batchId: id }, children });
+        // Past the deadline the flow may still be added once Redis answers: its builds then run, and
+        // a retried submission joins them (above).
+        const flow = await within(REDIS_DEADLINE_MS, this.flows.add({ name: 'prebuild', queueName: PREBUILD_QUEUE, data: { batchId: id }, children }), 'adding the batch');
         parentJobId = flow.job.id;
       }
     });
@@ -139,13 +151,17 @@ export class Prebuilds {
       images,
     };
     const now = Date.now();
-    await this.deps.redis
-      .multi()
-      .set(prebuildBatchKey(id), JSON.stringify(record), 'EX', BATCH_TTL_SECONDS)
-      .zadd(PREBUILD_BATCHES, now, id)
-      .zremrangebyscore(PREBUILD_BATCHES, '-inf', now - BATCH_TTL_SECONDS * 1000)
-      .exec();
-    return this.statusOf(record);
+    await within(
+      REDIS_DEADLINE_MS,
+      this.deps.redis
+        .multi()
+        .set(prebuildBatchKey(id), JSON.stringify(record), 'EX', BATCH_TTL_SECONDS)
+        .zadd(PREBUILD_BATCHES, now, id)
+        .zremrangebyscore(PREBUILD_BATCHES, '-inf', now - BATCH_TTL_SECONDS * 1000)
+        .exec(),
+      'recording the batch',
+    );
+    return within(STATUS_DEADLINE_MS, this.statusOf(record), 'reading the batch');
   }
 
   /** Every entry parsed, resolved and keyed, or the whole batch refused with every bad entry. */
@@ -185,24 +201,42 @@ export class Prebuilds {
 
   private async withSubmitLock<T>(work: () => Promise<T>): Promise<T> {
     const token = randomUUID();
-    const deadline = Date.now() + SUBMIT_LOCK_MS;
-    while ((await this.deps.redis.set(PREBUILD_SUBMIT_LOCK, token, 'PX', SUBMIT_LOCK_MS, 'NX')) !== 'OK') {
-      if (Date.now() > deadline) throw new AdminError('UNAVAILABLE', 'another prebuild submission is still being enqueued; try again');
+    // Only our own lock is released (it may have expired and been taken by another submission).
+    const release = () => this.deps.redis.eval(RELEASE_LOCK, 1, PREBUILD_SUBMIT_LOCK, token);
+    const giveUpAt = Date.now() + SUBMIT_LOCK_WAIT_MS;
+    for (;;) {
+      let taken: string | null;
+      try {
+        taken = await within(REDIS_DEADLINE_MS, this.deps.redis.set(PREBUILD_SUBMIT_LOCK, token, 'PX', SUBMIT_LOCK_MS, 'NX'), 'taking the submit lock');
+      } catch (err) {
+        // The SET may still reach Redis once it answers, and take the lock for nobody. The release
+        // goes out after it on the same connection, in order, so it undoes it.
+        release().catch(() => {});
+        throw err;
+      }
+      if (taken === 'OK') break;
+      if (Date.now() > giveUpAt) {
+        throw new AdminError('UNAVAILABLE', 'another prebuild submission is still being enqueued; try again', null, { retryAfterSeconds: 5 });
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
     try {
       return await work();
     } finally {
-      // Release only our own lock (it may have expired and been taken by another submission).
-      await this.deps.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, PREBUILD_SUBMIT_LOCK, token);
+      // If Redis does not answer in time, the release still goes out; the lock expires regardless.
+      await within(REDIS_DEADLINE_MS, release(), 'releasing the submit lock').catch(() => {});
     }
   }
 
   async get(id: string): Promise<PrebuildBatch> {
-    return this.statusOf(await this.record(id));
+    return within(STATUS_DEADLINE_MS, (async () => this.statusOf(await this.record(id)))(), 'reading the batch');
   }
 
   async list(): Promise<PrebuildSummary[]> {
+    return within(STATUS_DEADLINE_MS * 2, this.summaries(), 'listing batches');
+  }
+
+  private async summaries(): Promise<PrebuildSummary[]> {
     const ids = await this.deps.redis.zrevrange(PREBUILD_BATCHES, 0, RECENT - 1);
     const batches: PrebuildSummary[] = [];
     for (const id of ids) {
@@ -214,8 +248,15 @@ export class Prebuilds {
     return batches;
   }
 
-  /** Removes the batch's build jobs that have not started; returns how many. */
+  /**
+   * Removes the batch's build jobs that have not started; returns how many. Past the deadline the
+   * removals may still happen once Redis answers; cancelling again is harmless.
+   */
   async cancel(id: string): Promise<number> {
+    return within(STATUS_DEADLINE_MS, this.cancelWaiting(id), 'cancelling the batch');
+  }
+
+  private async cancelWaiting(id: string): Promise<number> {
     const record = await this.record(id);
     let cancelled = 0;
     for (const image of record.images) {

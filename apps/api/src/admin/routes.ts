@@ -4,6 +4,7 @@
 import express, { Router, type ErrorRequestHandler } from 'express';
 import { AdminError, PrebuildRequestSchema } from '@nixyard/core';
 import type { Logger } from 'pino';
+import { DeadlineError, REDIS_RETRY_AFTER_SECONDS } from '../deadline.js';
 import { bearerAuth } from './bearer-auth.js';
 import type { Prebuilds } from './prebuilds.js';
 
@@ -50,12 +51,19 @@ function adminErrors(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     let error: AdminError;
     if (err instanceof AdminError) error = err;
+    else if (err instanceof DeadlineError) {
+      error = new AdminError('UNAVAILABLE', `the build farm's Redis did not answer in time (${err.message}); try again shortly`, null, {
+        cause: err,
+        retryAfterSeconds: REDIS_RETRY_AFTER_SECONDS,
+      });
+    }
     else if ((err as { type?: string }).type === 'entity.too.large') error = new AdminError('BATCH_TOO_LARGE', `the request body is larger than ${MAX_BODY}`);
     else if ((err as { type?: string }).type === 'entity.parse.failed') error = new AdminError('BATCH_INVALID', 'the request body is not valid JSON');
     else {
       logger.error({ err, method: req.method, path: req.originalUrl }, 'admin request failed');
       error = new AdminError('UNKNOWN', 'internal error; the registry logged the details');
     }
+    if (error.retryAfterSeconds !== undefined) res.set('Retry-After', String(error.retryAfterSeconds));
     res.status(error.status).json(error.toBody());
   };
 }

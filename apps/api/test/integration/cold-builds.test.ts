@@ -104,7 +104,7 @@ describe('cold builds on a real Redis', () => {
     worker = undefined;
     await builds?.close();
     await redis.client().flushall();
-    builds = new BuildQueue({ connection: redisConnectionOptions(redis.url), systems: [SYSTEM], waitTimeoutMs: 60_000, jobCheckMs: 200 });
+    builds = new BuildQueue({ client: redis.client(), connection: redisConnectionOptions(redis.url), systems: [SYSTEM], waitTimeoutMs: 60_000, jobCheckMs: 200 });
     await builds.ready();
     refusals.length = 0;
     unknown.clear();
