@@ -17,6 +17,7 @@
 #   nginx              the proxy figures, with ops/nginx/nginx.conf
 # With --farm, what `npm run farm` (scripts/farm.ts, the whole topology in network namespaces) runs:
 #   iproute2           `ip`: the namespaces, the bridge and the veth pairs
+#   procps             `sysctl`: the proxy host's TCP timeouts (docker-compose.yml's `sysctls`)
 #   nginx              the proxy, with ops/nginx/nginx.conf
 #   prometheus         scrapes every API and worker, with ops/prometheus/prometheus.yml
 # The flags combine: `--test --bench --farm`.
@@ -25,7 +26,7 @@ set -euo pipefail
 packages=(nix-bin patchelf redis-server skopeo umoci git ca-certificates xz-utils)
 test_packages=(chromium nginx podman containerd apache2-utils)
 bench_packages=(docker-registry wrk nginx)
-farm_packages=(iproute2 nginx prometheus)
+farm_packages=(iproute2 procps nginx prometheus)
 
 for arg in "$@"; do
   case "$arg" in

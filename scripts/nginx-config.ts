@@ -6,7 +6,9 @@
 // Docker's `resolver` are left out. Every substitution must match exactly once, so a change to the
 // file that this module does not understand fails loudly instead of running something else.
 
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { REPO_ROOT } from './stack.js';
 
 export const NGINX_CONF = join(REPO_ROOT, 'ops/nginx/nginx.conf');
@@ -67,4 +69,23 @@ export function localNginxConfig(source: string, options: SubstitutionOptions): 
   const directives = conf.replace(/#[^\n]*/g, '');
   if (/\bresolver?\b/.test(directives)) throw new Error('ops/nginx/nginx.conf: a `resolve` this module did not substitute is left');
   return conf;
+}
+
+/**
+ * The kernel settings docker-compose.yml gives the proxy's network namespace (its `sysctls`), for
+ * the farm's proxy host: the same TCP timeouts, from the one place they are written.
+ */
+export function composeProxySysctls(): Record<string, string> {
+  const compose = parseYaml(readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+    services?: { proxy?: { sysctls?: Record<string, string | number> } };
+  };
+  const sysctls = compose.services?.proxy?.sysctls ?? {};
+  const settings: Record<string, string> = {};
+  for (const [name, value] of Object.entries(sysctls)) {
+    if (!/^net\.[a-z0-9_.]+$/.test(name) || !/^[0-9]+$/.test(String(value))) {
+      throw new Error(`docker-compose.yml: the proxy's sysctl ${name}=${value} is not a numeric net.* setting`);
+    }
+    settings[name] = String(value);
+  }
+  return settings;
 }

@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BUILD_STAMPS, REPO_ROOT, buildProblem } from '../stack.js';
-import { createNetwork, assertSubnetFree, deleteLink, deleteNamespace, farmLinks, farmNamespaces, linkIsUp, setLink } from './netns.js';
+import { composeProxySysctls } from '../nginx-config.js';
+import { createNetwork, assertSubnetFree, deleteLink, deleteNamespace, farmLinks, farmNamespaces, linkIsUp, setLink, setSysctls } from './netns.js';
 import { emptyNamespace, inNamespace, isRunning, launch, logTail, stopGroup } from './processes.js';
 import { probeFor, waitReady } from './readiness.js';
 import { prepareProcess, processEnv, sharedStorage, type RoleContext } from './roles.js';
@@ -98,6 +99,7 @@ function checkPrivileges(): void {
 /** The programs the farm runs, each with an argument that only prints its version. */
 const TOOLS: ReadonlyArray<[string, string[]]> = [
   ['ip', ['-V']],
+  ['sysctl', ['--version']],
   ['redis-server', ['--version']],
   ['nginx', ['-v']],
   ['prometheus', ['--version']],
@@ -195,6 +197,8 @@ export async function farmUp(options: FarmOptions = {}): Promise<Farm> {
     state.processes = PROCESSES.map((spec) => prepareProcess(spec, ctx));
     writeState(state);
     createNetwork(net);
+    // The proxy's TCP timeouts, as the compose file gives its container (ops/nginx/nginx.conf).
+    setSysctls(net, 'proxy', composeProxySysctls());
     log(`network: bridge ${net.bridge} (${net.rootAddress}), ${HOSTS.length} namespaces on ${net.subnet}`);
     const deadline = Date.now() + (options.timeoutMs ?? 110_000);
     for (const tier of TIERS) {

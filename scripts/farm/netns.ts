@@ -86,6 +86,14 @@ export function createHost(net: Addressing, host: string): void {
   ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
 }
 
+/** Sets kernel settings (net.* ones, which each namespace has its own of) in a host's namespace. */
+export function setSysctls(net: Addressing, host: string, settings: Record<string, string>): void {
+  const assignments = Object.entries(settings).map(([name, value]) => `${name}=${value}`);
+  if (assignments.length === 0) return;
+  // `sysctl` is procps' (scripts/install-system-packages.sh --farm).
+  ip(['netns', 'exec', net.namespace(host), 'sysctl', '-q', '-w', ...assignments]);
+}
+
 export function createNetwork(net: Addressing): void {
   createBridge(net);
   for (const host of HOSTS) createHost(net, host.name);
