@@ -5,14 +5,18 @@ import assert from 'node:assert/strict';
 import type { Job, Queue } from 'bullmq';
 import { checkStorage, type Storage } from '@nixyard/core';
 
-/** Every blob hashes to its name, and no manifest or layer record names a blob that is missing. */
-export async function assertStorageSound(storage: Storage): Promise<void> {
+/**
+ * Every blob hashes to its name, and no manifest or layer record names a blob that is missing
+ * (fsck's check). Returns how many blobs there are.
+ */
+export async function assertStorageSound(storage: Storage): Promise<number> {
   const report = await checkStorage(storage, { repair: false });
   assert.ok(report.blobs > 0, 'storage holds blobs');
   assert.equal(report.hashed, report.blobs, 'every blob hashed');
   assert.deepEqual(report.corruptBlobs, [], 'every blob hashes to its name');
   assert.deepEqual(report.brokenManifests, [], 'every manifest record names blobs that exist');
   assert.deepEqual(report.brokenLayerRecords, [], 'every layer record names a blob that exists');
+  return report.blobs;
 }
 
 /** The pid in a worker's id (`host:pid:random`, which BullMQ keeps as the job's processedBy). */

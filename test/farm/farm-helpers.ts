@@ -3,13 +3,11 @@
 // stream (every job's history, replicated with the rest of Redis), the shared storage, the
 // proxy's error log, and Prometheus' HTTP API. Plus the small timing helpers the tests share.
 
-import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import {
   FilesystemStorage,
   buildQueueName,
-  checkStorage,
   redisConnectionOptions,
   type RedisConnectionOptions,
   type Storage,
@@ -159,16 +157,8 @@ export function farmStorage(farm: Farm): Storage {
   return new FilesystemStorage(farm.storagePath);
 }
 
-/** Every blob hashes to its name, and no manifest or layer record names a blob that is missing (fsck's check). */
-export async function assertStorageSound(storage: Storage): Promise<number> {
-  const report = await checkStorage(storage, { repair: false });
-  assert.ok(report.blobs > 0, 'storage holds blobs');
-  assert.equal(report.hashed, report.blobs, 'every blob hashed');
-  assert.deepEqual(report.corruptBlobs, [], 'every blob hashes to its name');
-  assert.deepEqual(report.brokenManifests, [], 'every manifest record names blobs that exist');
-  assert.deepEqual(report.brokenLayerRecords, [], 'every layer record names a blob that exists');
-  return report.blobs;
-}
+/** The chaos suite's check, so that "storage is sound" means the same in both. */
+export { assertStorageSound } from '../chaos/farm-checks.js';
 
 /** The digests of every blob in storage. */
 export async function blobDigests(storage: Storage): Promise<Set<string>> {
