@@ -14,6 +14,7 @@ export * from './image-name.js';
 export * from './image-publication.js';
 export * from './keys.js';
 export * from './layering.js';
+export * from './layering-stable.js';
 export * from './maintenance/fsck.js';
 export * from './maintenance/gc.js';
 export * from './maintenance/temporary.js';
