@@ -1,5 +1,6 @@
-// Phases 4–6 of a build (docs/design.md §1): group the closure into layers, pack the layers that are not
-// packed yet, then publish the image config, both manifests and the manifest record.
+// Phases 4–6 of a build (docs/design.md §1): group the closure into layers (stable layering, the same
+// layer for the same paths in every image: docs/layering.md), pack the layers that are not packed
+// yet, then publish the image config, both manifests and the manifest record.
 //
 // Layers are keyed by their store paths, so a layer that another image (or another worker)
 // already packed costs one cache lookup here: no tar, no gzip, no write. The rest are packed
@@ -15,7 +16,7 @@ import {
   OCI_IMAGE_LAYER_GZIP,
   imageDocuments,
   layerKey,
-  planLayers,
+  planStableLayers,
   publishImageDocuments,
   storePathName,
   symlinkLayerKey,
@@ -70,7 +71,9 @@ const CA_BUNDLE = '/etc/ssl/certs/ca-bundle.crt';
 export async function assembleImage(deps: AssembleDeps, data: BuildJobData, input: AssembleInput): Promise<Assembled> {
   let t = performance.now();
   const names = [...new Set(input.graph.paths.map((p) => storePathName(p.path)))];
-  const planned = planLayers(input.graph, {
+  // LAYERING_VERSION 4: stable layering (docs/layering.md). Popularity only orders the layers now,
+  // so it does not matter whether this image's own paths were learned yet.
+  const planned = planStableLayers(input.graph, {
     budget: deps.maxLayers - 1,
     popularity: await deps.popularity.counts(names),
     forcedPopular: FORCED_POPULAR_PNAMES,

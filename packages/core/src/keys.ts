@@ -14,8 +14,11 @@ import type { System } from './systems.js';
  * Not the compression of layers (gzip level, block size): any gzip of a layer's tar is a valid
  * blob for its key, the layer record says which one, and a bump would only rebuild manifests over
  * the same cached layers (docs/layering.md, "Compression").
+ * 2: popularity and dominator-tree layering (`planLayers`); 3: image labels; 4: stable layering
+ * (`planStableLayers`, docs/layering.md "Stable layering"). Layer keys name store paths only, so
+ * a v4 layer with the same paths as a v3 one (every popular path alone) is the same cached blob.
  */
-export const LAYERING_VERSION = 3;
+export const LAYERING_VERSION = 4;
 
 export interface ImageKeyInput {
   /** The package source: its identity (see sourceIdentity) and its resolved revision. */

@@ -35,7 +35,7 @@ export const LayerRecordSchema = z.object({
   storePaths: z
     .array(z.string().min(1).startsWith('/', 'expected an absolute store path'))
     .refine(isSortedUnique, 'expected sorted, unique store paths'),
-  /** Merge rating (planLayers): popularity of its head × its closure sizes; highest first. */
+  /** Rating (planStableLayers, planLayers): popularity × closure sizes of its paths; highest first. */
   rating: z.number().min(0),
 });
 export type LayerRecord = z.infer<typeof LayerRecordSchema>;

@@ -14,7 +14,7 @@ describe('imageKey', () => {
   // Pinned: these values are a contract between processes and versions. If this test fails,
   // the key format changed and every cache would silently miss; bump LAYERING_VERSION instead.
   it('has pinned values', () => {
-    assert.equal(LAYERING_VERSION, 3); // 2: popularity and dominator-tree layering; 3: labels
+    assert.equal(LAYERING_VERSION, 4); // 2: popularity and dominator-tree layering; 3: labels; 4: stable layering (planStableLayers)
     assert.equal(imageKey(base), '36682378ff20aad5c60942119724ef11052b11f8e5b2a605ffed93c3396d60c4');
     assert.equal(
       imageKey({ ...base, system: 'aarch64-linux' }),
