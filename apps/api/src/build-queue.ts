@@ -35,7 +35,7 @@ export interface BuildQueueOptions {
   systems: readonly System[];
   /** How long a pull waits for its build before giving up (the build itself goes on). */
   waitTimeoutMs: number;
-  /** How often a waiting pull checks that Redis still has its job (default JOB_CHECK_MS). */
+  /** How often a waiting pull checks that its job is still there and not finished unheard (default JOB_CHECK_MS). */
   jobCheckMs?: number;
   /** Connection errors (Redis away): BullMQ retries; an unheard 'error' event would end the process. */
   onError?(err: Error): void;
@@ -95,16 +95,18 @@ export class BuildQueue {
         const giveUpAt = Date.now() + this.options.waitTimeoutMs;
         for (;;) {
           const waiting = job.waitUntilFinished(entry.events, Math.max(1, giveUpAt - Date.now()));
-          let outcome: { finished: unknown } | 'vanished';
+          let outcome: { finished: unknown } | Unheard;
           try {
-            outcome = await Promise.race([waiting.then((finished) => ({ finished })), vanished(entry.queue, job.id!, waiting, this.options.jobCheckMs ?? JOB_CHECK_MS)]);
+            outcome = await Promise.race([waiting.then((finished) => ({ finished })), unheard(entry.queue, job.id!, waiting, this.options.jobCheckMs ?? JOB_CHECK_MS)]);
           } catch (err) {
             throw failureToRegistryError(err, job.id, this.options.waitTimeoutMs);
           }
-          if (outcome !== 'vanished') return BuildResultSchema.parse(outcome.finished);
-          // Redis lost the job (restarted empty, or flushed): the pull asks for the build again.
+          if (typeof outcome === 'object') return BuildResultSchema.parse(outcome.finished);
           waiting.catch(() => {});
-          job = await addBuild(entry.queue, data);
+          // Redis lost the job (restarted empty, or flushed): the pull asks for the build again.
+          // Or the job finished while the event stream's connection was away (its reconnect takes
+          // longer than the queue's): waiting anew reads the finished job's result at once.
+          if (outcome === 'vanished') job = await addBuild(entry.queue, data);
         }
       },
     };
@@ -115,15 +117,20 @@ export class BuildQueue {
   }
 }
 
-/** How often a pull waiting for a build checks that Redis still has its job. */
+/** How often a pull waiting for a build checks that Redis still has its job, and has not finished it unheard. */
 export const JOB_CHECK_MS = 5_000;
 
+/** Why a wait for a job's event would never end: the job is gone, or its event was missed. */
+type Unheard = 'vanished' | 'finished';
+
 /**
- * Resolves with 'vanished' once Redis no longer knows the job; never while `waiting` is pending
- * otherwise (a check that fails, Redis being away, is only tried again). BullMQ's own wait would
- * last until its timeout for a job that no longer exists, since no event will ever come for it.
+ * Resolves once the job's event can no longer come while `waiting` still waits for it: 'vanished'
+ * when Redis no longer knows the job, 'finished' when the job is completed or failed (its event
+ * went by while the event stream was not listening). Never while `waiting` is pending otherwise;
+ * a check that fails, Redis being away, is only tried again. BullMQ's own wait would last until
+ * its timeout in both cases.
  */
-async function vanished(queue: Queue, jobId: string, waiting: Promise<unknown>, checkMs: number): Promise<'vanished'> {
+async function unheard(queue: Queue, jobId: string, waiting: Promise<unknown>, checkMs: number): Promise<Unheard> {
   let settled = false;
   waiting.then(
     () => (settled = true),
@@ -133,7 +140,9 @@ async function vanished(queue: Queue, jobId: string, waiting: Promise<unknown>, 
     await new Promise((resolve) => setTimeout(resolve, checkMs).unref());
     if (settled) return new Promise<never>(() => {});
     const state = await queue.getJobState(jobId).catch(() => 'unreadable');
-    if (state === 'unknown' && !settled) return 'vanished';
+    if (settled) continue;
+    if (state === 'unknown') return 'vanished';
+    if (isFinishedState(state)) return 'finished';
   }
 }
 
