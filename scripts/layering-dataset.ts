@@ -32,6 +32,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { parseArgs } from 'node:util';
+import type { DatasetSource, DatasetV1 } from '../bench/layering/dataset.js';
 
 const LISTS = '/var/lib/apt/lists';
 const DEFAULT_PACKAGES = `${LISTS}/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4`;
@@ -151,31 +152,6 @@ function parseIndex(text: string): Stanza[] {
 /** "libfoo1:any (>= 1.2)" -> "libfoo1". */
 function relationName(relation: string): string {
   return relation.trim().replace(/\s*\(.*$/, '').replace(/\s*\[.*$/, '').replace(/:.*$/, '').trim();
-}
-
-interface DatasetSource {
-  origin: string;
-  release: string;
-  date: string;
-  component: string;
-  architectures: string[];
-  index: string;
-  indexSha256: string;
-}
-
-interface DatasetV1 {
-  format: 'nixyard-layering-dataset';
-  version: 1;
-  source: DatasetSource;
-  rules: string[];
-  /** Package names, sorted; a package's id is its index here. */
-  names: string[];
-  /** Debian versions as they are (epochs and all); the store-path name is derived at load. */
-  versions: string[];
-  /** Installed-Size, KiB. */
-  sizesKiB: number[];
-  /** References as ids, ascending. */
-  references: number[][];
 }
 
 function buildDataset(stanzas: Stanza[], source: DatasetSource): DatasetV1 {

@@ -24,6 +24,23 @@ export interface DatasetSource {
   indexSha256: string;
 }
 
+/** The committed file, gzipped JSON; scripts/layering-dataset.ts writes it. */
+export interface DatasetV1 {
+  format: 'nixyard-layering-dataset';
+  version: 1;
+  source: DatasetSource;
+  /** The rules the script followed, in words. */
+  rules: string[];
+  /** Package names, sorted; a package's id is its index here. */
+  names: string[];
+  /** Debian versions as they are (epochs and all); the store-path name is derived at load. */
+  versions: string[];
+  /** Installed-Size, KiB. */
+  sizesKiB: number[];
+  /** References as ids, ascending. */
+  references: number[][];
+}
+
 export interface Store {
   source: DatasetSource;
   /** Debian package name -> id. */
@@ -32,7 +49,7 @@ export interface Store {
   paths: readonly string[];
   /** NAR size per id (Installed-Size x 1024). */
   narSizes: Float64Array;
-  /** References per id (ids, ascending, no self-references, acyclic). */
+  /** References per id (ids, ascending), with the dataset's cycles. */
   references: readonly (readonly number[])[];
 }
 
@@ -63,16 +80,8 @@ export function storeName(name: string, version: string): string {
 }
 
 export function loadStore(file: URL | string = DATASET_FILE): Store {
-  const doc = JSON.parse(gunzipSync(readFileSync(file)).toString('utf8')) as {
-    format: string;
-    version: number;
-    source: DatasetSource;
-    names: string[];
-    versions: string[];
-    sizesKiB: number[];
-    references: number[][];
-  };
-  if (doc.format !== 'nixyard-layering-dataset' || doc.version !== 1) throw new Error(`unknown dataset format ${doc.format} v${doc.version}`);
+  const doc = JSON.parse(gunzipSync(readFileSync(file)).toString('utf8')) as DatasetV1;
+  if (doc.format !== 'nixyard-layering-dataset' || doc.version !== 1) throw new Error(`unknown dataset format ${String(doc.format)} v${String(doc.version)}`);
   const seen = new Set<string>();
   const paths = doc.names.map((name, i) => {
     const base = storeName(name, doc.versions[i] as string);

@@ -1,6 +1,8 @@
 // The layering benchmark's workload: a seeded sequence of image pulls, each 1-5 packages drawn
 // with a Zipf distribution from the packages CI images and servers actually use, most used first.
-// The same seed gives the same sequence on every machine (mulberry32, no Math.random).
+// The same seed gives the same sequence on every machine (the tests' mulberry32, no Math.random).
+
+import { prng } from '../../test/helpers/random.js';
 
 /** Rank order: index 0 is the most requested. Debian package names, plus `shell`. */
 export const WORKLOAD_PACKAGES: readonly string[] = Object.freeze([
@@ -38,18 +40,6 @@ export interface Pull {
   packages: string[];
   /** The image's identity: the packages sorted and unique (the image key's part). */
   key: string;
-}
-
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The pull sequence: each pull has a uniform 1-5 packages, distinct, each drawn by Zipf rank. */

@@ -16,20 +16,8 @@ import {
   type StableLayerTuning,
 } from '../src/index.js';
 import { prng, shuffled } from '../../../test/helpers/random.js';
+import { MB, closure, layer, p, pop, randomClosure } from './closures.js';
 
-const HASH = '0'.repeat(32);
-const p = (name: string): string => `/nix/store/${HASH}-${name}`;
-const MB = 1000 * 1000;
-
-function closure(spec: Record<string, [number, string[]?]>, roots: string[]): ClosureGraph {
-  const paths = Object.entries(spec)
-    .map(([name, [narSize, refs = []]]) => ({ path: p(name), narSize, references: refs.map(p).sort() }))
-    .sort((a, b) => (a.path < b.path ? -1 : 1));
-  return { roots: roots.map(p).sort(), paths };
-}
-
-const layer = (names: string[], narSize: number, rating: number): PlannedLayer => ({ storePaths: names.map(p).sort(), narSize, rating });
-const pop = (entries: Record<string, number>): Map<string, number> => new Map(Object.entries(entries));
 
 describe('planStableLayers on hand-drawn closures', () => {
   //  app:10 -> lib:4, data:3;  lib -> glibc:30;  data -> glibc
@@ -100,22 +88,6 @@ describe('planStableLayers on hand-drawn closures', () => {
   });
 });
 
-/** As in layering.test.ts: mostly a DAG, some cycles and self-references, some popularity. */
-function randomClosure(random: () => number, count: number): { graph: ClosureGraph; popularity: Map<string, number> } {
-  const names = Array.from({ length: count }, (_, i) => `pkg${i}-1.${Math.floor(random() * 3)}`);
-  const paths = names.map((name, i) => {
-    const references = new Set<string>();
-    const degree = Math.floor(random() * 4);
-    for (let e = 0; e < degree && i > 0; e++) references.add(p(names[Math.floor(random() * i)] as string));
-    if (random() < 0.05) references.add(p(names[Math.floor(random() * count)] as string));
-    if (random() < 0.3) references.add(p(name));
-    const narSize = random() < 0.05 ? Math.floor(random() * 200 * MB) : Math.floor(random() * 5 * MB);
-    return { path: p(name), narSize, references: [...references].sort() };
-  });
-  const roots = names.filter(() => random() < 0.2).map(p);
-  const popularity = new Map(names.filter(() => random() < 0.5).map((name) => [name, Math.floor(random() * 4)] as const));
-  return { graph: { roots: roots.sort(), paths: paths.sort((a, b) => (a.path < b.path ? -1 : 1)) }, popularity };
-}
 
 const TUNINGS: [string, StableLayerTuning][] = [
   ['default', STABLE_LAYER_TUNING],
@@ -128,7 +100,7 @@ describe('planStableLayers properties', () => {
     it(`puts every path in exactly one layer, within budget, ordered by rating (${name})`, () => {
       const random = prng(7);
       for (let round = 0; round < 200; round++) {
-        const { graph, popularity } = randomClosure(random, 1 + Math.floor(random() * 60));
+        const { graph, popularity } = randomClosure(random, 1 + Math.floor(random() * 60), { share: 0.5, below: 4 });
         const budget = 1 + Math.floor(random() * 12);
         const layers = planStableLayers(graph, { budget, popularity }, tuning);
         const message = `round ${round}`;
@@ -149,7 +121,7 @@ describe('planStableLayers properties', () => {
     it(`does not depend on the order of paths, references, roots or popularity (${name})`, () => {
       const random = prng(42);
       for (let round = 0; round < 50; round++) {
-        const { graph, popularity } = randomClosure(random, 1 + Math.floor(random() * 80));
+        const { graph, popularity } = randomClosure(random, 1 + Math.floor(random() * 80), { share: 0.5, below: 4 });
         const budget = 1 + Math.floor(random() * 10);
         const reordered: ClosureGraph = {
           roots: shuffled(graph.roots, random),
@@ -165,7 +137,7 @@ describe('planStableLayers properties', () => {
   it('keeps the budget - 1 biggest paths alone', () => {
     const random = prng(11);
     for (let round = 0; round < 100; round++) {
-      const { graph } = randomClosure(random, 5 + Math.floor(random() * 60));
+      const { graph } = randomClosure(random, 5 + Math.floor(random() * 60), { share: 0.5, below: 4 });
       const budget = 1 + Math.floor(random() * (graph.paths.length - 1));
       const layers = planStableLayers(graph, { budget });
       assert.equal(layers.length, budget);

@@ -13,21 +13,8 @@ import {
   type PlannedLayer,
 } from '../src/index.js';
 import { prng, shuffled } from '../../../test/helpers/random.js';
+import { MB, closure, layer, p, pop, randomClosure } from './closures.js';
 
-const HASH = '0'.repeat(32); // one hash for all, so paths sort by name
-const p = (name: string): string => `/nix/store/${HASH}-${name}`;
-const MB = 1000 * 1000;
-
-/** A closure from `name: [narSize, references]`, roots by name. */
-function closure(spec: Record<string, [number, string[]?]>, roots: string[]): ClosureGraph {
-  const paths = Object.entries(spec)
-    .map(([name, [narSize, refs = []]]) => ({ path: p(name), narSize, references: refs.map(p).sort() }))
-    .sort((a, b) => (a.path < b.path ? -1 : 1));
-  return { roots: roots.map(p).sort(), paths };
-}
-
-const layer = (names: string[], narSize: number, rating: number): PlannedLayer => ({ storePaths: names.map(p).sort(), narSize, rating });
-const pop = (entries: Record<string, number>): Map<string, number> => new Map(Object.entries(entries));
 
 describe('planLayers thresholds', () => {
   it('are 100 MB (decimal) of closure and a popularity of 100', () => {
@@ -305,31 +292,12 @@ describe('planLayers on hand-drawn closures', () => {
   });
 });
 
-/**
- * A random closure: paths refer mostly to earlier ones (a DAG, as from Nix), sometimes to later
- * ones (cycles, which Nix never makes, for robustness), sometimes to themselves.
- */
-function randomClosure(random: () => number, count: number): { graph: ClosureGraph; popularity: Map<string, number> } {
-  const names = Array.from({ length: count }, (_, i) => `pkg${i}-1.${Math.floor(random() * 3)}`);
-  const paths = names.map((name, i) => {
-    const references = new Set<string>();
-    const degree = Math.floor(random() * 4);
-    for (let e = 0; e < degree && i > 0; e++) references.add(p(names[Math.floor(random() * i)] as string));
-    if (random() < 0.05) references.add(p(names[Math.floor(random() * count)] as string));
-    if (random() < 0.3) references.add(p(name));
-    const narSize = random() < 0.05 ? Math.floor(random() * 200 * MB) : Math.floor(random() * 5 * MB);
-    return { path: p(name), narSize, references: [...references].sort() };
-  });
-  const roots = names.filter(() => random() < 0.2).map(p);
-  const popularity = new Map(names.filter(() => random() < 0.2).map((name) => [name, Math.floor(random() * 300)] as const));
-  return { graph: { roots: roots.sort(), paths: paths.sort((a, b) => (a.path < b.path ? -1 : 1)) }, popularity };
-}
 
 describe('planLayers properties', () => {
   it('puts every path in exactly one layer, within budget, ordered by rating', () => {
     const random = prng(7);
     for (let round = 0; round < 200; round++) {
-      const { graph, popularity } = randomClosure(random, 1 + Math.floor(random() * 60));
+      const { graph, popularity } = randomClosure(random, 1 + Math.floor(random() * 60), { share: 0.2, below: 300 });
       const budget = 1 + Math.floor(random() * 12);
       const layers = planLayers(graph, { budget, popularity });
       const message = `round ${round}`;
@@ -353,7 +321,7 @@ describe('planLayers properties', () => {
   it('keeps the budget - 1 highest-rated candidates whole when merging', () => {
     const random = prng(11);
     for (let round = 0; round < 100; round++) {
-      const { graph, popularity } = randomClosure(random, 5 + Math.floor(random() * 60));
+      const { graph, popularity } = randomClosure(random, 5 + Math.floor(random() * 60), { share: 0.2, below: 300 });
       const candidates = planLayers(graph, { budget: 1_000, popularity });
       if (candidates.length < 2) continue;
       const budget = 1 + Math.floor(random() * (candidates.length - 1));
@@ -368,7 +336,7 @@ describe('planLayers properties', () => {
   it('does not depend on the order of paths, references or roots', () => {
     const random = prng(42);
     for (let round = 0; round < 50; round++) {
-      const { graph, popularity } = randomClosure(random, 1 + Math.floor(random() * 80));
+      const { graph, popularity } = randomClosure(random, 1 + Math.floor(random() * 80), { share: 0.2, below: 300 });
       const budget = 1 + Math.floor(random() * 10);
       const reordered: ClosureGraph = {
         roots: shuffled(graph.roots, random),
