@@ -104,8 +104,8 @@ export class BuildQueue {
           if (typeof outcome === 'object') return BuildResultSchema.parse(outcome.finished);
           waiting.catch(() => {});
           // Redis lost the job (restarted empty, or flushed): the pull asks for the build again.
-          // Or the job finished while the event stream's connection was away (its reconnect takes
-          // longer than the queue's): waiting anew reads the finished job's result at once.
+          // Or the job finished while the event stream's connection was away (it reconnects on
+          // its own, after the command connection may have): waiting anew reads the result at once.
           if (outcome === 'vanished') job = await addBuild(entry.queue, data);
         }
       },

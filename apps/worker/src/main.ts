@@ -26,7 +26,7 @@ import { ChildLedger, reapLeftovers } from './nix/child-ledger.js';
 import { Nix } from './nix/nix.js';
 import { parentDeathSignalTool } from './nix/tied-spawn.js';
 import { GzipPool } from './pack/gzip-pool.js';
-import { queueWorkerOptions, workerConnection } from './queue-options.js';
+import { queueWorkerOptions } from './queue-options.js';
 import { createShutdown } from './shutdown.js';
 
 const config = loadConfigOrExit('worker');
@@ -54,7 +54,7 @@ process.on('exit', () => {
 const storage = openStorage(config.storage);
 const nix = new Nix({ timeoutSeconds: config.nix.timeoutSeconds, ledger });
 const metrics = new WorkerMetrics();
-const connection = workerConnection(redisConnectionOptions(config.redis));
+const connection = redisConnectionOptions(config.redis);
 const redis = new Redis(connection);
 // Readiness gets its own connection that fails fast instead of queueing commands while Redis is away.
 const healthRedis = new Redis({ ...connection, enableOfflineQueue: false, maxRetriesPerRequest: 0 });

@@ -6,10 +6,10 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { LOCK_DURATION_MS, MAX_STALLED_COUNT, STALLED_INTERVAL_MS, STALLED_JOB_REASON, redisConnectionOptions } from '@nixyard/core';
-import { FETCH_RETRY_DELAY_MS, MAX_RECONNECT_DELAY_MS, queueWorkerOptions, reconnectDelayMs, workerConnection } from '../src/queue-options.js';
+import { FETCH_RETRY_DELAY_MS, queueWorkerOptions } from '../src/queue-options.js';
 
 test('every worker takes the stall timings from core and names itself', () => {
-  const connection = workerConnection(redisConnectionOptions('redis://127.0.0.1:6379'));
+  const connection = redisConnectionOptions('redis://127.0.0.1:6379');
   const options = queueWorkerOptions(connection, 'host:42:abcdef01', 3);
   assert.equal(options.lockDuration, LOCK_DURATION_MS);
   assert.equal(options.lockRenewTime, LOCK_DURATION_MS / 2);
@@ -20,13 +20,6 @@ test('every worker takes the stall timings from core and names itself', () => {
   assert.equal(options.runRetryDelay, FETCH_RETRY_DELAY_MS);
   assert.equal(options.connection, connection);
   assert.equal(connection.maxRetriesPerRequest, null, 'BullMQ needs it for blocking connections');
-});
-
-test('reconnecting backs off to half a second and never gives up', () => {
-  const delays = [1, 2, 5, 10, 11, 1000, 1e9].map(reconnectDelayMs);
-  assert.deepEqual(delays, [50, 100, 250, 500, 500, 500, 500]);
-  assert.ok(delays.every((d) => d > 0 && d <= MAX_RECONNECT_DELAY_MS));
-  assert.equal(reconnectDelayMs(0), 50);
 });
 
 test("BullMQ fails a job that stalled too often with the reason core decodes", () => {

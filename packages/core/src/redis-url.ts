@@ -13,6 +13,24 @@ interface CommonOptions {
   db?: number;
   /** Required by BullMQ for its blocking connections. */
   maxRetriesPerRequest: null;
+  /**
+   * Milliseconds before reconnection attempt `times` (reconnectDelay). Without it BullMQ gives the
+   * connections it opens itself (workers' job fetching, queue events) a backoff that grows to 20 s,
+   * so after an outage of a few seconds a worker could sit idle, or an API's event stream stay
+   * deaf, for as long again with Redis back (6 s after a 12 s outage, measured).
+   */
+  retryStrategy: (times: number) => number;
+}
+
+/** The longest pause between two attempts to reach Redis again. */
+export const RECONNECT_MS = 500;
+
+/**
+ * 50 ms, 100 ms, ... up to RECONNECT_MS between attempts, never giving up: soon after a blip, twice
+ * a second during an outage (a refused TCP connection per attempt).
+ */
+export function reconnectDelay(times: number): number {
+  return Math.min(Math.max(1, times) * 50, RECONNECT_MS);
 }
 
 export type RedisConnectionOptions = CommonOptions &
@@ -53,6 +71,7 @@ export function redisConnectionOptions(redis: RedisConfig | string): RedisConnec
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
     socketTimeout: DEAD_CONNECTION_MS,
     maxRetriesPerRequest: null,
+    retryStrategy: reconnectDelay,
   };
 }
 
@@ -78,5 +97,6 @@ function urlOptions(url: string): RedisConnectionOptions {
     ...(db !== undefined ? { db } : {}),
     ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
     maxRetriesPerRequest: null,
+    retryStrategy: reconnectDelay,
   };
 }
