@@ -13,13 +13,26 @@ export const REDIS_RETRY_AFTER_SECONDS = 5;
 
 export class DeadlineError extends Error {
   override readonly name = 'DeadlineError';
+
+  /** `what`: the step that did not answer, as a client may read it ("taking the submit lock"). */
+  constructor(
+    readonly what: string,
+    ms: number,
+  ) {
+    super(`${what} did not answer within ${ms} ms`);
+  }
+}
+
+/** What a client is told when the farm's Redis did not answer `what` in time (pull and admin API alike). */
+export function redisUnavailableMessage(what: string): string {
+  return `the build farm's Redis did not answer in time (${what}); try again shortly`;
 }
 
 /** `work`'s result, or a DeadlineError once `ms` have passed without one. */
 export async function within<T>(ms: number, work: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeadlineError(`${what} did not answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new DeadlineError(what, ms)), ms);
   });
   work.catch(() => {}); // once abandoned, its own failure is nobody's concern
   try {
@@ -37,7 +50,7 @@ export async function fromRedis<T>(work: Promise<T>, what: string): Promise<T> {
     if (!(err instanceof DeadlineError)) throw err;
     throw new RegistryError(
       'UNAVAILABLE',
-      `the build farm's Redis did not answer in time (${what}); try again shortly`,
+      redisUnavailableMessage(what),
       null,
       { cause: err, retryAfterSeconds: REDIS_RETRY_AFTER_SECONDS },
     );

@@ -229,7 +229,7 @@ export class Prebuilds {
   }
 
   async get(id: string): Promise<PrebuildBatch> {
-    return within(STATUS_DEADLINE_MS, (async () => this.statusOf(await this.record(id)))(), 'reading the batch');
+    return within(STATUS_DEADLINE_MS, this.record(id).then((record) => this.statusOf(record)), 'reading the batch');
   }
 
   async list(): Promise<PrebuildSummary[]> {

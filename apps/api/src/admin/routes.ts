@@ -4,7 +4,7 @@
 import express, { Router, type ErrorRequestHandler } from 'express';
 import { AdminError, PrebuildRequestSchema } from '@nixyard/core';
 import type { Logger } from 'pino';
-import { DeadlineError, REDIS_RETRY_AFTER_SECONDS } from '../deadline.js';
+import { DeadlineError, REDIS_RETRY_AFTER_SECONDS, redisUnavailableMessage } from '../deadline.js';
 import { bearerAuth } from './bearer-auth.js';
 import type { Prebuilds } from './prebuilds.js';
 
@@ -52,7 +52,7 @@ function adminErrors(logger: Logger): ErrorRequestHandler {
     let error: AdminError;
     if (err instanceof AdminError) error = err;
     else if (err instanceof DeadlineError) {
-      error = new AdminError('UNAVAILABLE', `the build farm's Redis did not answer in time (${err.message}); try again shortly`, null, {
+      error = new AdminError('UNAVAILABLE', redisUnavailableMessage(err.what), null, {
         cause: err,
         retryAfterSeconds: REDIS_RETRY_AFTER_SECONDS,
       });
