@@ -2,6 +2,7 @@
 // Nix makes them (mostly a DAG), with some cycles and self-references for robustness.
 
 import type { ClosureGraph, PlannedLayer } from '../src/index.js';
+import { shuffled } from '../../../test/helpers/random.js';
 
 const HASH = '0'.repeat(32); // one hash for all, so paths sort by name
 export const p = (name: string): string => `/nix/store/${HASH}-${name}`;
@@ -41,4 +42,12 @@ export function randomClosure(
   const roots = names.filter(() => random() < 0.2).map(p);
   const counts = new Map(names.filter(() => random() < popularity.share).map((name) => [name, Math.floor(random() * popularity.below)] as const));
   return { graph: { roots: roots.sort(), paths: paths.sort((a, b) => (a.path < b.path ? -1 : 1)) }, popularity: counts };
+}
+
+/** The same closure in another order: its paths, each path's references, and its roots shuffled. */
+export function reordered(graph: ClosureGraph, random: () => number): ClosureGraph {
+  return {
+    roots: shuffled(graph.roots, random),
+    paths: shuffled(graph.paths, random).map((info) => ({ ...info, references: shuffled(info.references, random) })),
+  };
 }
