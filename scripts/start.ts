@@ -6,6 +6,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { withOfflineNixConfig } from './offline-nix.js';
@@ -38,6 +39,9 @@ async function main(): Promise<void> {
   env.PORT ??= '8080';
   // The admin API (prebuilds) needs a token; a fresh one per run unless one is given.
   env.NIXYARD_ADMIN_TOKEN ??= randomBytes(24).toString('base64url');
+  // The worker shares this machine with the API: its builds leave the API a CPU where there are
+  // two or more (docs/operations.md, "Builds yield to serving").
+  if (availableParallelism() >= 2) env.NIXYARD_WORKER_SPARE_CPUS ??= '1';
 
   const api = startRole('api', { env, compiled: true });
   const worker = startRole('worker', { env, compiled: true });

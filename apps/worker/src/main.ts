@@ -16,6 +16,7 @@ import {
 } from '@nixyard/core';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { confineBuildCpus } from './build-cpus.js';
 import { watchCrashedJobs } from './crashed-jobs.js';
 import { startHeartbeat } from './heartbeat.js';
 import { createJobRunner } from './job-runner.js';
@@ -36,6 +37,12 @@ const logger = pino({ level: config.logLevel, base: { role: 'worker' } });
 // threads and every Nix process, started later, inherit it. Only ever lowered: a worker started
 // at a lower priority still (a higher nice value) keeps it.
 if (config.worker.nice > getPriority()) setPriority(config.worker.nice);
+// And, where the host serves pulls too, they keep off the CPUs it leaves to serving
+// (NIXYARD_WORKER_SPARE_CPUS, build-cpus.ts); also first, for the same reason.
+const buildCpus = confineBuildCpus(config.worker.spareCpus);
+if (buildCpus.kind === 'confined') logger.info({ cpus: buildCpus.cpus, spared: buildCpus.spared }, 'builds run on some CPUs, leaving the others to serving');
+else if (buildCpus.kind === 'too-few') logger.warn({ allowed: buildCpus.allowed, spare: config.worker.spareCpus }, 'NIXYARD_WORKER_SPARE_CPUS leaves no CPU to build on: builds use every CPU');
+else if (buildCpus.kind === 'failed') logger.warn({ reason: buildCpus.reason }, 'could not keep builds off the CPUs NIXYARD_WORKER_SPARE_CPUS spares: builds use every CPU');
 const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
 // Nix commands die with this process (tied-spawn.ts); where they cannot, stop what a dead worker

@@ -90,6 +90,11 @@ export interface Config {
      * yield to serving on a shared host.
      */
     readonly nice: number;
+    /**
+     * NIXYARD_WORKER_SPARE_CPUS: how many of the CPUs a worker may use its builds leave free for
+     * serving on a shared host (the first ones); 0 means builds use them all.
+     */
+    readonly spareCpus: number;
     /** NIXYARD_PACK_THREADS: threads that gzip layer blocks; undefined means one per core. */
     readonly packThreads: number | undefined;
   };
@@ -325,6 +330,7 @@ const EnvSchema = z.object({
   NIXYARD_TRUSTED_PROXIES: envVar('a comma-separated list of IP addresses and CIDR ranges such as 10.0.0.0/8', addressRanges),
   NIXYARD_PACK_THREADS: envVar('a whole number from 1 to 256', wholeNumber(1, 256)),
   NIXYARD_WORKER_NICE: envVar('a nice value from 0 to 19', wholeNumber(0, 19)),
+  NIXYARD_WORKER_SPARE_CPUS: envVar('a whole number of CPUs from 0 to 4096', wholeNumber(0, 4096)),
   NIXYARD_MAX_LAYERS: envVar('a whole number from 2 to 125 (including the symlink layer)', wholeNumber(2, 125)),
   NIXYARD_GZIP_LEVEL: envVar('a whole number from 1 to 9', wholeNumber(1, 9)),
   NIXERY_MANIFEST_TTL: envVar('a whole number of seconds >= 0', wholeNumber(0)),
@@ -356,6 +362,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
   workerConcurrency: 1,
   workerMetricsPort: 9091,
   workerNice: 10,
+  workerSpareCpus: 0,
   maxLayers: 95,
   gzipLevel: 5,
   manifestTtlSeconds: 300,
@@ -544,6 +551,7 @@ export function loadConfig(env: Env): Config {
       metricsPort: e.NIXYARD_WORKER_METRICS_PORT ?? CONFIG_DEFAULTS.workerMetricsPort,
       metricsHost: e.NIXYARD_WORKER_METRICS_HOST,
       nice: e.NIXYARD_WORKER_NICE ?? CONFIG_DEFAULTS.workerNice,
+      spareCpus: e.NIXYARD_WORKER_SPARE_CPUS ?? CONFIG_DEFAULTS.workerSpareCpus,
       packThreads: e.NIXYARD_PACK_THREADS,
     },
     image: {
