@@ -11,6 +11,11 @@
 // sees the jobs the one before it added; a client's slot is checked and taken in one Lua script,
 // so replicas cannot both take the last one. Across replicas the queue bound is still read, then
 // added to, so replicas deciding at the same moment may each let one more build through.
+//
+// A storm must cost the replica little, since it serves warm pulls on the same event loop: once a
+// system's queue is found full, new builds of it are refused for QUEUE_FULL_MEMORY_MS without
+// asking Redis again or waiting for a turn, so each refusal of a storm costs one command (is the
+// image in flight?). A build that leaves the queue in that second is seen a moment late.
 
 import { RegistryError, clientBuildsKey, isFinishedState, jobIdFor, type BuildJobData, type System } from '@nixyard/core';
 import type { Redis } from 'ioredis';
@@ -22,6 +27,8 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = ['queue_full', 'client_
 /** Job states that count as waiting for a worker. */
 const QUEUED_STATES = ['waiting', 'prioritized', 'delayed'] as const;
 const RETRY_AFTER_SECONDS = 30;
+/** How long a replica refuses new builds of a system whose queue it found full, without asking again. */
+export const QUEUE_FULL_MEMORY_MS = 1_000;
 
 /**
  * Takes a client's slot if it has one left: drops slots past their deadline, counts the rest, and
@@ -43,6 +50,8 @@ export interface AdmissionLimits {
   maxBuildsPerClient: number;
   /** How long a pull waits for its build at most: a slot is held no longer than that. */
   waitTimeoutMs: number;
+  /** How long a full queue is remembered (default QUEUE_FULL_MEMORY_MS). */
+  queueFullMemoryMs?: number;
 }
 
 /** Held by an admitted cold build until its pull stops waiting. */
@@ -55,6 +64,8 @@ const NOTHING_HELD: Admitted = { release: async () => {} };
 export class Admission {
   /** Per system: the decision in progress, which the next one waits for. */
   private readonly turns = new Map<System, Promise<unknown>>();
+  /** Per system: the queue found full, with the count then, until when that stands. */
+  private readonly full = new Map<System, { queued: number; until: number }>();
 
   constructor(
     private readonly redis: Redis,
@@ -69,6 +80,7 @@ export class Admission {
    */
   async admit<T>(job: BuildJobData, client: string, enqueue: () => Promise<T>): Promise<{ admitted: Admitted; queued: T }> {
     if (!this.builds.queue(job.system) || (await this.inFlight(job))) return { admitted: NOTHING_HELD, queued: await enqueue() };
+    this.refuseIfRememberedFull(job.system);
     return this.inTurn(job.system, async () => {
       // Another pull of this replica may have enqueued the same image while this one waited.
       if (await this.inFlight(job)) return { admitted: NOTHING_HELD, queued: await enqueue() };
@@ -83,15 +95,32 @@ export class Admission {
     });
   }
 
+  /** One Redis command (BullMQ's getJobState script): a storm asks it of every pull. */
   private async inFlight(job: BuildJobData): Promise<boolean> {
-    const existing = await this.builds.queue(job.system)!.getJob(jobIdFor(job.imageKey));
-    return existing !== undefined && !isFinishedState(await existing.getState());
+    const state = await this.builds.queue(job.system)!.getJobState(jobIdFor(job.imageKey));
+    return state !== 'unknown' && !isFinishedState(state);
   }
 
   private async checkQueue(system: System): Promise<void> {
+    this.refuseIfRememberedFull(system);
     const counts = await this.builds.queue(system)!.getJobCounts(...QUEUED_STATES);
     const queued = QUEUED_STATES.reduce((sum, state) => sum + (counts[state] ?? 0), 0);
-    if (queued < this.limits.maxQueuedBuilds) return;
+    if (queued < this.limits.maxQueuedBuilds) {
+      this.full.delete(system);
+      return;
+    }
+    this.full.set(system, { queued, until: Date.now() + (this.limits.queueFullMemoryMs ?? QUEUE_FULL_MEMORY_MS) });
+    this.refuseFull(system, queued);
+  }
+
+  private refuseIfRememberedFull(system: System): void {
+    const full = this.full.get(system);
+    if (full === undefined) return;
+    if (Date.now() < full.until) this.refuseFull(system, full.queued);
+    this.full.delete(system);
+  }
+
+  private refuseFull(system: System, queued: number): never {
     this.onRefused('queue_full');
     throw new RegistryError(
       'TOOMANYREQUESTS',

@@ -17,6 +17,7 @@ import {
   buildJobFor,
   buildQueueName,
   encodeBuildFailure,
+  jobIdFor,
   parseImageName,
   redisConnectionOptions,
   unknownPackagesKey,
@@ -74,7 +75,7 @@ describe('cold builds on a real Redis', () => {
   let processed: string[] = [];
   let worker: Worker | undefined;
 
-  function coldBuilds(limits: { maxQueuedBuilds: number; maxBuildsPerClient: number }): ColdBuilds {
+  function coldBuilds(limits: { maxQueuedBuilds: number; maxBuildsPerClient: number; queueFullMemoryMs?: number }): ColdBuilds {
     const client = redis.client();
     const admission = new Admission(client, builds, { ...limits, waitTimeoutMs: 60_000 }, (reason) => refusals.push(reason));
     return new ColdBuilds(builds, admission, new UnknownPackages(client, TTL_SECONDS));
@@ -145,6 +146,25 @@ describe('cold builds on a real Redis', () => {
     const settled = await Promise.all(outcomes);
     assert.deepEqual(settled.filter((o) => o === 'built').length, 3);
     assert.deepEqual(settled.filter((o) => o === 'TOOMANYREQUESTS').length, 7);
+  });
+
+  test('a queue found full is remembered for a moment: new builds are refused without asking, then admitted again', async () => {
+    const cold = coldBuilds({ maxQueuedBuilds: 1, maxBuildsPerClient: 0, queueFullMemoryMs: 300 });
+    await builds.enqueue(job('hello')); // waiting: no worker yet
+    const refused = isRefusal('TOOMANYREQUESTS', /too many builds are waiting for x86_64-linux workers \(1\)/);
+    await assert.rejects(cold.build(job('jq'), { client: '192.0.2.1' }), refused);
+    // The queue empties, but this replica still refuses, with the count it saw.
+    assert.equal(await builds.queue(SYSTEM)!.remove(jobIdFor(job('hello').imageKey)), 1);
+    assert.equal(await builds.queue(SYSTEM)!.getWaitingCount(), 0);
+    await assert.rejects(cold.build(job('git'), { client: '192.0.2.2' }), refused);
+    assert.deepEqual(refusals, ['queue_full', 'queue_full']);
+    await new Promise((r) => setTimeout(r, 350));
+    const admitted = cold.build(job('git'), { client: '192.0.2.2' });
+    await waitFor(async () => (await builds.queue(SYSTEM)!.getWaitingCount()) === 1);
+    startWorker();
+    await admitted;
+    assert.deepEqual(processed, [job('git').imageKey]);
+    assert.equal(refusals.length, 2);
   });
 
   test('a burst of distinct cold pulls from one client: exactly NIXYARD_MAX_BUILDS_PER_CLIENT go ahead', async () => {
