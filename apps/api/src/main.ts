@@ -21,9 +21,12 @@ import { RecordCache } from './record-cache.js';
 import { SourceResolver } from './source-resolver.js';
 
 const config = loadConfigOrExit('api');
-// Asynchronous writes: a line per request costs no write(2) each under load (lines written while
-// one write is in flight go out together); pino flushes what is left when the process exits.
-const logger = pino({ level: config.logLevel, base: { role: 'api' } }, pino.destination({ sync: false }));
+// Asynchronous, buffered writes: lines gather until 4 KiB or for at most LOG_FLUSH_MS and go out
+// in one write(2) on libuv's threads. A write per line woke one of those threads per request,
+// which on a core shared with builds took turns with the event loop; pino flushes what is left
+// when the process exits. A process killed outright loses at most the last LOG_FLUSH_MS of lines.
+const LOG_FLUSH_MS = 250;
+const logger = pino({ level: config.logLevel, base: { role: 'api' } }, pino.destination({ sync: false, minLength: 4096, periodicFlush: LOG_FLUSH_MS }));
 const storage = openStorage(config.storage);
 // A system in NIXYARD_INDEX_SYSTEMS is served too, or its index could never be complete.
 const systems = [...new Set([...config.systems, ...(config.indexSystems ?? [])])];
