@@ -31,6 +31,7 @@ import { REPO_ROOT, buildProblem, freePort, startRedis, startRole, type Role } f
 import { withOfflineNixConfig } from '../scripts/offline-nix.js';
 import { BUNDLED_SET, prepareBundledSet } from '../test/helpers/bundled-set.js';
 import { BLOB_ACCEL_PREFIX, startNginx } from '../test/helpers/nginx.js';
+import { WRK_REPORT_SCRIPT, startWrk, type WrkReport } from './wrk.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -60,7 +61,6 @@ const PROXY = !flag('--no-proxy');
 const SECONDS = QUICK ? { blob: 2, blob256: 4, manifest: 2 } : { blob: 5, blob256: 15, manifest: 5 };
 const IMAGE = 'large';
 const MANIFEST_ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json';
-const WRK_SCRIPT = join(REPO_ROOT, 'bench/wrk-report.lua');
 
 // ---------------------------------------------------------------------------------------------
 // Processes and clean-up (also on Ctrl-C)
@@ -239,40 +239,13 @@ function startDistribution(name: string, config: string): Proc {
 // ---------------------------------------------------------------------------------------------
 // Load: wrk, and the 256-stream progress check
 
-interface WrkReport {
-  requests: number;
-  bytes: number;
-  durationUs: number;
-  connectErrors: number;
-  readErrors: number;
-  writeErrors: number;
-  statusErrors: number;
-  timeouts: number;
-  p50Us: number;
-  p90Us: number;
-  p99Us: number;
-  maxUs: number;
-}
-
 function runWrk(url: string, connections: number, seconds: number, headers: string[] = []): Promise<WrkReport> {
-  const args = ['-t', '2', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '60s', '--latency', '-s', WRK_SCRIPT];
+  const args = ['-t', '2', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '60s', '--latency', '-s', WRK_REPORT_SCRIPT];
   for (const header of headers) args.push('-H', header);
   args.push(url);
-  return new Promise((resolve, reject) => {
-    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const stop = () => void child.kill('SIGKILL');
-    cleanups.push(stop);
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      cleanups.splice(cleanups.indexOf(stop), 1);
-      const line = out.split('\n').find((l) => l.startsWith('WRK_REPORT '));
-      if (code !== 0 || !line) return reject(new Error(`wrk ${args.join(' ')} failed (${code}):\n${out}`));
-      resolve(JSON.parse(line.slice('WRK_REPORT '.length)) as WrkReport);
-    });
-  });
+  const run = startWrk(args);
+  cleanups.push(run.kill);
+  return run.report.finally(() => cleanups.splice(cleanups.indexOf(run.kill), 1));
 }
 
 interface Measurement {

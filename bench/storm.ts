@@ -4,25 +4,33 @@
 // Each round starts, on free loopback ports with temp storage of its own: a private redis-server,
 // the API (compiled, `node apps/api/dist/main.js`, when `npm run build` is current, else its
 // sources through tsx: the bench builds nothing; LOG_LEVEL=info, NIXYARD_MAX_BUILDS_PER_CLIENT=0
-// since every request comes from 127.0.0.1) and workers on the bundled offline set. It builds one
-// warm image (`hello`), then:
-//   1. idle: warm pulls of its manifest (by tag) and of its smallest layer, a fixed number of
-//      requests from a few keep-alive loops with a short pause in each (a modest, steady load);
+// since every request comes from 127.0.0.1) and workers on the bundled offline set, sparing one
+// CPU to serving as `npm start` and the compose file have them (NIXYARD_WORKER_SPARE_CPUS=1;
+// `--spare-cpus 0` shows the workers on every CPU). It builds one warm image (`hello`), then:
+//   1. idle: warm pulls of its manifest (by tag) and of its smallest layer for a few seconds,
+//      after as long again unmeasured, so that idle is the steady state and not V8 compiling the
+//      API's code paths (which made idle p99 look worse, and the ratio better, than they are);
 //   2. the storm: 60 distinct cold images (pairs of bundled packages) pulled at once, while the
-//      same warm loops run until every admitted build has answered.
+//      same warm load runs until every admitted build has answered;
+//   3. idle again, as long as the first. The round's idle figure is whichever of the two has the
+//      lower p99: interference from outside the bench (this machine's neighbours) only ever
+//      raises a p99, and one idle window that caught some would flatter the ratio.
+// The warm load is wrk with bench/storm-warm.lua (one thread, a few keep-alive connections, each
+// asking for the manifest and the layer in turn with a short pause: a modest, steady load), a C
+// client as in bench:serve. The client shares the cores with all it measures, and Node's http
+// client, which this bench used before, spent about as much CPU per request as the API does.
 // It prints, per round and as median [min–max] over the rounds: warm p50/p99 idle and during the
 // storm, the goal "warm p99 during the storm <= 2x idle p99" with pass/FAIL, the 429 refusals
 // counted from the answers and by nixyard_admission_refusals_total, the builds admitted, and the
 // time until every admitted build had answered. The Nix store is made warm first (every package
 // is nix-built once), so a storm's builds resolve, graph, layer and pack, and every round sees
-// the same work. The warm client runs in this process, on the same cores as the farm; it reads
-// the queue's depth from Redis itself during the storm, so the API serves nothing but the pulls.
-// The storm is fired from a process of its own (storm-burst.ts), so that the warm client's timings
-// do not include its own event loop handling 60 answers at once.
+// the same work. This process reads the queue's depth from Redis itself during the storm, so the
+// API serves nothing but the pulls. The storm is fired from a process of its own
+// (storm-burst.ts), started before the idle phase.
 //
 //   npm run bench:storm                          5 rounds, about a minute on 2 cores
 //   npm run bench:storm -- --rounds 1
-//   npm run bench:storm -- --builds 60 --max-queued 20 --workers 2 --requests 4000
+//   npm run bench:storm -- --builds 60 --max-queued 20 --workers 2 --spare-cpus 1 --idle-seconds 4
 
 import { execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -35,21 +43,19 @@ import { join } from 'node:path';
 import { buildProblem, freePort, startRedis, startRole, waitForHttp, type Started } from '../scripts/stack.js';
 import { withOfflineNixConfig } from '../scripts/offline-nix.js';
 import { BUNDLED_SET, prepareBundledSet } from '../test/helpers/bundled-set.js';
+import { startWrk, type WrkReport } from './wrk.js';
 import {
-  percentile,
   pullManifest,
   sampleValue,
   smallestLayer,
   startApiReplica,
   timedRequest,
-  warmLoop,
-  type WarmSample,
 } from '../test/chaos/api-replicas.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
 
-const USAGE = 'usage: npm run bench:storm -- [--rounds N] [--builds N] [--max-queued N] [--workers N] [--requests N]';
+const USAGE = 'usage: npm run bench:storm -- [--rounds N] [--builds N] [--max-queued N] [--workers N] [--spare-cpus N] [--idle-seconds N]';
 function usage(problem: string): never {
   console.error(`bench:storm: ${problem}\n${USAGE}`);
   process.exit(2);
@@ -57,26 +63,30 @@ function usage(problem: string): never {
 let flags: Record<string, string | undefined>;
 try {
   ({ values: flags } = parseArgs({
-    options: { rounds: { type: 'string' }, builds: { type: 'string' }, 'max-queued': { type: 'string' }, workers: { type: 'string' }, requests: { type: 'string' } },
+    options: { rounds: { type: 'string' }, builds: { type: 'string' }, 'max-queued': { type: 'string' }, workers: { type: 'string' }, 'spare-cpus': { type: 'string' }, 'idle-seconds': { type: 'string' } },
   }));
 } catch (err) {
   usage((err as Error).message);
 }
-function option(name: string, fallback: number): number {
+function option(name: string, fallback: number, min = 1): number {
   const raw = flags[name];
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) usage(`--${name} takes a whole number >= 1`);
+  if (!Number.isInteger(value) || value < min) usage(`--${name} takes a whole number >= ${min}`);
   return value;
 }
 const ROUNDS = option('rounds', 5);
 const BUILDS = option('builds', 60);
 const MAX_QUEUED = option('max-queued', 20);
 const WORKERS = option('workers', 2);
-/** Warm requests measured idle, manifests and blobs alternately. */
-const IDLE_REQUESTS = option('requests', 4000);
-const LOOPS = 4;
+/** NIXYARD_WORKER_SPARE_CPUS of every worker: as `npm start` and the compose file set it. */
+const SPARE_CPUS = option('spare-cpus', 1, 0);
+/** Seconds of warm pulls measured idle; as many go first, unmeasured. */
+const IDLE_SECONDS = option('idle-seconds', 4);
+/** wrk's connections, each pausing PAUSE_MS between requests. */
+const CONNECTIONS = 4;
 const PAUSE_MS = 2;
+const WARM_SCRIPT = join(import.meta.dirname, 'storm-warm.lua');
 const WARM = 'hello';
 const GOAL_RATIO = 2;
 
@@ -114,8 +124,11 @@ function track(started: Started): Started {
 // One round
 
 interface Round {
-  idle: WarmSample[];
-  storm: WarmSample[];
+  /** The idle window with the lower p99 (see the top of the file). */
+  idle: WrkReport;
+  idleBefore: WrkReport;
+  idleAfter: WrkReport;
+  storm: WrkReport;
   refusedAnswers: number;
   refusedCounted: number;
   admitted: number;
@@ -170,6 +183,7 @@ async function round(n: number, compiled: boolean): Promise<Round> {
       LOG_LEVEL: 'info',
       NIXYARD_MAX_QUEUED_BUILDS: String(MAX_QUEUED),
       NIXYARD_MAX_BUILDS_PER_CLIENT: '0',
+      NIXYARD_WORKER_SPARE_CPUS: String(SPARE_CPUS),
     });
     const api = await startApiReplica(env, {}, { compiled, quiet: true });
     cleanups.push(() => api.stop());
@@ -183,16 +197,25 @@ async function round(n: number, compiled: boolean): Promise<Round> {
 
     const built = await pullManifest(api.host, WARM);
     if (built.status !== 200) throw new Error(`the warm image did not build: ${built.status} ${built.body.toString()}`);
-    const target = { host: api.host, name: WARM, digest: smallestLayer(built.body) };
+    const warmLoad = (seconds: number) => {
+      const run = startWrk([
+        '-t', '1', '-c', String(CONNECTIONS), '-d', `${seconds}s`, '--timeout', '10s', '-s', WARM_SCRIPT, `http://${api.host}`,
+        '--', `/v2/${WARM}/manifests/latest`, `/v2/${WARM}/blobs/${smallestLayer(built.body)}`, String(PAUSE_MS),
+      ]);
+      cleanups.push(run.kill);
+      return run;
+    };
     // The API's Redis side is loaded by the first scrape, not by the storm.
     await timedRequest(api.host, '/metrics');
 
     const burst = await startBurst(api.host, COLD_NAMES);
     cleanups.push(() => burst.stop());
 
-    const idle = await warmLoop(target, { concurrency: LOOPS, count: IDLE_REQUESTS, pauseMs: PAUSE_MS }).done;
+    await warmLoad(IDLE_SECONDS).report; // not measured: V8 compiles the API's code paths first
+    const idleBefore = await warmLoad(IDLE_SECONDS).report;
 
-    const loop = warmLoop(target, { concurrency: LOOPS, pauseMs: PAUSE_MS });
+    // Until the storm is over (interrupted then; the duration is only a backstop).
+    const load = warmLoad(600);
     let peakWaiting = 0;
     let sampling = true;
     // Read from Redis by this process, not from the API's /metrics: the API serves only the pulls.
@@ -210,13 +233,18 @@ async function round(n: number, compiled: boolean): Promise<Round> {
     const stormEnd = performance.now();
     sampling = false;
     await sampler;
-    const storm = (await loop.stop()).filter((s) => s.at < stormEnd);
+    load.interrupt();
+    const storm = await load.report;
+    const idleAfter = await warmLoad(IDLE_SECONDS).report;
+    const idle = idleAfter.p99Us < idleBefore.p99Us ? idleAfter : idleBefore;
 
     const text = (await timedRequest(api.host, '/metrics', {}, 'GET', false)).body.toString();
     const refused = answers.filter((a) => a.status === 429);
     const failed = answers.flatMap((a, i) => (a.status === 200 || a.status === 429 ? [] : [`${COLD_NAMES[i]}: ${a.status} ${a.code ?? a.error ?? ''}`]));
     const result: Round = {
       idle,
+      idleBefore,
+      idleAfter,
       storm,
       refusedAnswers: refused.length,
       refusedCounted: sampleValue(text, 'nixyard_admission_refusals_total{reason="queue_full"}') ?? NaN,
@@ -226,7 +254,7 @@ async function round(n: number, compiled: boolean): Promise<Round> {
       peakWaiting,
     };
     console.log(
-      `round ${n}: idle ${describe(idle)}; storm ${describe(storm)}; ${result.refusedAnswers} refused (429), ${result.admitted} admitted, ` +
+      `round ${n}: idle ${describe(idleBefore)}, after the storm ${describe(idleAfter)}; storm ${describe(storm)}; ${result.refusedAnswers} refused (429), ${result.admitted} admitted, ` +
         `peak waiting ${peakWaiting}, storm over after ${(result.stormMs / 1000).toFixed(1)} s${failed.length ? `; FAILED pulls: ${failed.join('; ')}` : ''}`,
     );
     return result;
@@ -241,12 +269,14 @@ async function round(n: number, compiled: boolean): Promise<Round> {
   }
 }
 
-function describe(samples: readonly WarmSample[]): string {
-  const bad = samples.filter((s) => s.status !== 200).length;
-  return `${samples.length} warm requests${bad ? ` (${bad} NOT 200)` : ''}, p50 ${fmt(p(samples, 50))} ms, p99 ${fmt(p(samples, 99))} ms`;
-}
+/** Warm requests that failed: an answer other than 2xx/3xx, a socket error or a timeout. */
+const failures = (r: WrkReport) => r.statusErrors + r.connectErrors + r.readErrors + r.writeErrors + r.timeouts;
+const ms = (us: number) => us / 1000;
 
-const p = (samples: readonly WarmSample[], q: number, kind?: WarmSample['kind']) => percentile(samples.filter((s) => !kind || s.kind === kind).map((s) => s.ms), q);
+function describe(r: WrkReport): string {
+  const bad = failures(r);
+  return `${r.requests} warm requests${bad ? ` (${bad} FAILED)` : ''}, p50 ${fmt(ms(r.p50Us))} ms, p99 ${fmt(ms(r.p99Us))} ms, max ${fmt(ms(r.maxUs), 1)} ms`;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Report
@@ -280,16 +310,17 @@ async function main(): Promise<void> {
   for (let n = 1; n <= ROUNDS; n++) rounds.push(await round(n, compiled));
 
   const pick = (f: (r: Round) => number) => rounds.map(f);
-  const ratios = pick((r) => p(r.storm, 99) / p(r.idle, 99));
-  const pass = median(ratios) <= GOAL_RATIO && rounds.every((r) => r.idle.concat(r.storm).every((s) => s.status === 200));
+  const ratios = pick((r) => r.storm.p99Us / r.idle.p99Us);
+  const pass = median(ratios) <= GOAL_RATIO && rounds.every((r) => failures(r.idleBefore) + failures(r.idleAfter) + failures(r.storm) === 0);
   const lines: Array<[string, string]> = [
-    ['warm p50 idle, manifest+blob (ms)', spread(pick((r) => p(r.idle, 50)))],
-    ['warm p99 idle, manifest+blob (ms)', spread(pick((r) => p(r.idle, 99)))],
-    ['warm p99 idle: manifest / blob (ms)', `${spread(pick((r) => p(r.idle, 99, 'manifest')))} / ${spread(pick((r) => p(r.idle, 99, 'blob')))}`],
-    ['warm p50 during the storm (ms)', spread(pick((r) => p(r.storm, 50)))],
-    ['warm p99 during the storm (ms)', spread(pick((r) => p(r.storm, 99)))],
-    ['warm p99 during the storm: manifest / blob (ms)', `${spread(pick((r) => p(r.storm, 99, 'manifest')))} / ${spread(pick((r) => p(r.storm, 99, 'blob')))}`],
-    ['warm requests during the storm', spread(pick((r) => r.storm.length), 0)],
+    ['warm p99 idle before / after the storm (ms)', `${spread(pick((r) => ms(r.idleBefore.p99Us)))} / ${spread(pick((r) => ms(r.idleAfter.p99Us)))}`],
+    ['warm p50 idle, manifest+blob (ms)', spread(pick((r) => ms(r.idle.p50Us)))],
+    ['warm p99 idle, manifest+blob (ms), the lower window', spread(pick((r) => ms(r.idle.p99Us)))],
+    ['warm max idle (ms)', spread(pick((r) => ms(r.idle.maxUs)), 1)],
+    ['warm p50 during the storm (ms)', spread(pick((r) => ms(r.storm.p50Us)))],
+    ['warm p99 during the storm (ms)', spread(pick((r) => ms(r.storm.p99Us)))],
+    ['warm max during the storm (ms)', spread(pick((r) => ms(r.storm.maxUs)), 1)],
+    ['warm requests during the storm', spread(pick((r) => r.storm.requests), 0)],
     [`goal: warm p99 during the storm <= ${GOAL_RATIO}x idle p99`, `${spread(ratios)}x  ${pass ? 'pass' : 'FAIL'}`],
     ['429 refusals, from the answers', spread(pick((r) => r.refusedAnswers), 0)],
     ['429 refusals, nixyard_admission_refusals_total{reason="queue_full"}', spread(pick((r) => r.refusedCounted), 0)],
@@ -301,7 +332,7 @@ async function main(): Promise<void> {
   console.log('');
   console.log(
     `bench:storm: ${ROUNDS} round(s), median [min–max]; ${BUILDS} distinct cold images at once, NIXYARD_MAX_QUEUED_BUILDS=${MAX_QUEUED}, ` +
-      `${WORKERS} worker(s); warm ${WARM} manifest and smallest layer, ${LOOPS} keep-alive loops pausing ${PAUSE_MS} ms, ${IDLE_REQUESTS} requests idle; ` +
+      `${WORKERS} worker(s) sparing ${SPARE_CPUS} CPU(s) to serving; warm ${WARM} manifest and smallest layer, wrk with ${CONNECTIONS} keep-alive connections pausing ${PAUSE_MS} ms, ${IDLE_SECONDS} s idle after as long unmeasured; ` +
       `roles ${compiled ? 'compiled' : 'on tsx (NOT compiled)'}; ${cpus().length} cores, load ${load.toFixed(2)} at the start`,
   );
   const width = Math.max(...lines.map(([name]) => name.length));
