@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { allowedCpus } from '../../apps/worker/src/build-cpus.js';
+import { allowedCpus, parseCpuList } from '../../apps/worker/src/build-cpus.js';
 import { freePort, startRole, waitForHttp, type Started } from '../../scripts/stack.js';
 import { BUNDLED_SET } from '../helpers/bundled-set.js';
 import { startTestRedis, type TestRedis } from '../helpers/redis.js';
@@ -28,15 +28,7 @@ function threadCpus(pid: number): Array<{ tid: string; cpus: string }> {
 
 const rangeOf = (cpus: readonly number[]) => cpus.join(',');
 /** The kernel writes CPU lists with ranges (`1-3`); compare CPU sets, not spellings. */
-function expand(list: string): string {
-  return list
-    .split(',')
-    .flatMap((part) => {
-      const [a, b = a] = part.split('-').map(Number);
-      return Array.from({ length: b! - a! + 1 }, (_, i) => a! + i);
-    })
-    .join(',');
-}
+const expand = (list: string) => rangeOf(parseCpuList(list));
 
 describe('a worker sparing CPUs to serving', { skip, timeout: 90_000 }, () => {
   const dir = tempDir('worker-cpus');

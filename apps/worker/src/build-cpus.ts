@@ -3,9 +3,9 @@
 // (NIXYARD_WORKER_NICE) is not enough for that: much of a build's CPU time is spent in the kernel
 // (Nix forks, execs and maps a few processes per build, the worker writes layers), and a kernel
 // built without full preemption, as servers' usually are, lets a waking API wait behind that work
-// whatever its priority. On 2 cores, bench:storm measured warm p99 at about 3x its idle value with
-// the worker niced, and still about 3x with every thread of the worker at SCHED_IDLE; with the
-// builds kept off one of the two CPUs, about 1.7x (docs/operations.md, "Builds yield to serving").
+// whatever its priority. On 2 cores, bench:storm's warm p99 during a storm was no lower with every
+// thread of the worker at SCHED_IDLE than at nice 10; with the builds kept off one of the two
+// CPUs it halved, 10.3 ms to 5.2 ms (docs/operations.md, "Builds yield to serving").
 //
 // So the worker confines itself, every thread, to the CPUs it may use less the first `spare` of
 // them, at start-up: before its gzip threads and Nix processes exist, which inherit the setting
@@ -47,7 +47,7 @@ export function planBuildCpus(allowed: readonly number[], spare: number): Exclud
   return { kind: 'confined', cpus: allowed.slice(spare), spared: allowed.slice(0, spare) };
 }
 
-/** The CPUs process `pid` (every thread of it: the main thread's, as it is set for all) may run on. */
+/** The CPUs process `pid` may run on (its main thread's affinity, which taskset sets for every thread). */
 export function allowedCpus(pid: number | 'self' = 'self'): number[] {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const line = /^Cpus_allowed_list:\s*(.+)$/m.exec(status);
