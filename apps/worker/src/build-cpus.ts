@@ -47,17 +47,12 @@ export function planBuildCpus(allowed: readonly number[], spare: number): Exclud
   return { kind: 'confined', cpus: allowed.slice(spare), spared: allowed.slice(0, spare) };
 }
 
-/** The CPUs process `pid` may run on (its main thread's affinity, which taskset sets for every thread). */
-export function allowedCpus(pid: number | 'self' = 'self'): number[] {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+/** The CPUs this process may run on (its main thread's affinity, which taskset sets for every thread). */
+export function allowedCpus(): number[] {
+  const status = readFileSync('/proc/self/status', 'utf8');
   const line = /^Cpus_allowed_list:\s*(.+)$/m.exec(status);
-  if (!line) throw new Error(`/proc/${pid}/status has no Cpus_allowed_list`);
+  if (!line) throw new Error('/proc/self/status has no Cpus_allowed_list');
   return parseCpuList(line[1]!);
-}
-
-/** Confine every thread of `pid` to `cpus` (children and threads started later inherit it). */
-export function setAffinity(pid: number, cpus: readonly number[]): void {
-  execFileSync('taskset', ['--all-tasks', '--pid', '--cpu-list', cpus.join(','), String(pid)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
 }
 
 /** Keep this process's builds off the first `spare` CPUs it may use (see the top of this file). */
@@ -67,7 +62,8 @@ export function confineBuildCpus(spare: number): BuildCpus {
   try {
     const plan = planBuildCpus(allowedCpus(), spare);
     if (plan.kind !== 'confined') return plan;
-    setAffinity(process.pid, plan.cpus);
+    // Every thread of this process; children and threads started later inherit it.
+    execFileSync('taskset', ['--all-tasks', '--pid', '--cpu-list', plan.cpus.join(','), String(process.pid)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
     const now = allowedCpus();
     if (now.join(',') !== plan.cpus.join(',')) return { kind: 'failed', reason: `the CPUs allowed are ${now.join(',')} after setting ${plan.cpus.join(',')}` };
     return plan;
