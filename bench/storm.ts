@@ -11,7 +11,8 @@
 //      after as long again unmeasured, so that idle is the steady state and not V8 compiling the
 //      API's code paths (which made idle p99 look worse, and the ratio better, than they are);
 //   2. the storm: 60 distinct cold images (pairs of bundled packages) pulled at once, while the
-//      same warm load runs until every admitted build has answered;
+//      same warm load runs until every admitted build has answered (it starts WARM_LEAD_MS
+//      before the storm, so that starting wrk is not part of it);
 //   3. idle again, as long as the first. The round's idle figure is whichever of the two has the
 //      lower p99: interference from outside the bench (this machine's neighbours) only ever
 //      raises a p99, and one idle window that caught some would flatter the ratio.
@@ -25,15 +26,14 @@
 // time until every admitted build had answered. The Nix store is made warm first (every package
 // is nix-built once), so a storm's builds resolve, graph, layer and pack, and every round sees
 // the same work. This process reads the queue's depth from Redis itself during the storm, so the
-// API serves nothing but the pulls. The storm is fired from a process of its own
-// (storm-burst.ts), started before the idle phase.
+// API serves nothing but the pulls. The storm is fired by curl (storm-burst.ts), started before
+// the idle phase.
 //
 //   npm run bench:storm                          5 rounds, about a minute on 2 cores
 //   npm run bench:storm -- --rounds 1
 //   npm run bench:storm -- --builds 60 --max-queued 20 --workers 2 --spare-cpus 1 --idle-seconds 4
 
-import { execFileSync, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { buildQueueName, redisConnectionOptions } from '@nixyard/core';
@@ -43,6 +43,7 @@ import { join } from 'node:path';
 import { buildProblem, freePort, startRedis, startRole, waitForHttp, type Started } from '../scripts/stack.js';
 import { withOfflineNixConfig } from '../scripts/offline-nix.js';
 import { BUNDLED_SET, prepareBundledSet } from '../test/helpers/bundled-set.js';
+import { startBurst } from './storm-burst.js';
 import { startWrk, type WrkReport } from './wrk.js';
 import {
   pullManifest,
@@ -88,6 +89,8 @@ const CONNECTIONS = 4;
 const PAUSE_MS = 2;
 const WARM_SCRIPT = join(import.meta.dirname, 'storm-warm.lua');
 const WARM = 'hello';
+/** How long the storm's warm load runs before the storm is fired. */
+const WARM_LEAD_MS = 100;
 const GOAL_RATIO = 2;
 
 /** Bundled packages whose pairs name the storm's images (the bundled set has no others this small). */
@@ -140,33 +143,6 @@ interface Round {
   peakWaiting: number;
 }
 
-interface BurstAnswer {
-  status: number;
-  code: string | null;
-  error?: string;
-}
-
-/** The storm's process (storm-burst.ts), started and waiting: `fire()` pulls every name at once. */
-async function startBurst(host: string, names: readonly string[]): Promise<{ fire(): Promise<BurstAnswer[]>; stop(): void }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'storm-burst.ts'), host, ...names], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const next = async (): Promise<string> => {
-    const { value, done } = await lines.next();
-    if (done) throw new Error(`the storm process exited (${child.exitCode ?? child.signalCode})`);
-    return value as string;
-  };
-  if ((await next()) !== 'ready') throw new Error('the storm process did not start');
-  return {
-    async fire() {
-      child.stdin!.write('go\n');
-      return JSON.parse(await next()) as BurstAnswer[];
-    },
-    stop: () => void child.kill(),
-  };
-}
-
 async function round(n: number, compiled: boolean): Promise<Round> {
   const dir = mkdtempSync(join(tmpdir(), 'nixyard-bench-storm-'));
   const roundCleanups = cleanups.length;
@@ -208,19 +184,24 @@ async function round(n: number, compiled: boolean): Promise<Round> {
     // The API's Redis side is loaded by the first scrape, not by the storm.
     await timedRequest(api.host, '/metrics');
 
-    const burst = await startBurst(api.host, COLD_NAMES);
+    const burst = startBurst(api.host, COLD_NAMES, mkdtempSync(join(dir, 'burst-')));
+    // The queue's depth is read from Redis by this process, not from the API's /metrics: the API
+    // serves only the pulls. Connected now: connecting (and loading BullMQ's scripts) at the storm
+    // took this process tens of milliseconds of CPU in the storm's first moments.
+    const queue = new Queue(buildQueueName('x86_64-linux'), { connection: redisConnectionOptions(redis.url) });
+    cleanups.push(() => queue.close());
+    await queue.getJobCounts('waiting');
     cleanups.push(() => burst.stop());
 
     await warmLoad(IDLE_SECONDS).report; // not measured: V8 compiles the API's code paths first
     const idleBefore = await warmLoad(IDLE_SECONDS).report;
 
-    // Until the storm is over (interrupted then; the duration is only a backstop).
+    // Until the storm is over (interrupted then; the duration is only a backstop). Started a moment
+    // before the storm, so that starting wrk is not part of it.
     const load = warmLoad(600);
+    await new Promise((resolve) => setTimeout(resolve, WARM_LEAD_MS));
     let peakWaiting = 0;
     let sampling = true;
-    // Read from Redis by this process, not from the API's /metrics: the API serves only the pulls.
-    const queue = new Queue(buildQueueName('x86_64-linux'), { connection: redisConnectionOptions(redis.url) });
-    cleanups.push(() => queue.close());
     const sampler = (async () => {
       while (sampling) {
         const counts = await queue.getJobCounts('waiting', 'prioritized');
@@ -240,7 +221,7 @@ async function round(n: number, compiled: boolean): Promise<Round> {
 
     const text = (await timedRequest(api.host, '/metrics', {}, 'GET', false)).body.toString();
     const refused = answers.filter((a) => a.status === 429);
-    const failed = answers.flatMap((a, i) => (a.status === 200 || a.status === 429 ? [] : [`${COLD_NAMES[i]}: ${a.status} ${a.code ?? a.error ?? ''}`]));
+    const failed = answers.flatMap((a, i) => (a.status === 200 || a.status === 429 ? [] : [`${COLD_NAMES[i]}: ${a.status || 'no answer'} ${a.code ?? ''}`]));
     const result: Round = {
       idle,
       idleBefore,

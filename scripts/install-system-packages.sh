@@ -11,10 +11,11 @@
 #   nginx              runs ops/nginx/nginx.conf in front of the API in the proxy test
 #   podman, containerd two more real clients: pull and unpack images (test/e2e/container-engines)
 #   apache2-utils      `htpasswd -B`, which writes the bcrypt users file of the pull auth tests (test/e2e/auth)
-# With --bench, what `npm run bench:serve` compares Nixyard with (it installs nothing itself):
-#   docker-registry    distribution 2.8.2, the performance peer
-#   wrk                the HTTP load generator
-#   nginx              the proxy figures, with ops/nginx/nginx.conf
+# With --bench, what the benches compare Nixyard with and load it with (they install nothing themselves):
+#   docker-registry    distribution 2.8.2, bench:serve's performance peer
+#   wrk                the HTTP load generator (bench:serve, bench:storm's warm pulls)
+#   curl               bench:storm's storm of cold pulls
+#   nginx              bench:serve's proxy figures, with ops/nginx/nginx.conf
 # With --farm, what `npm run farm` (scripts/farm.ts, the whole topology in network namespaces) runs:
 #   iproute2           `ip`: the namespaces, the bridge and the veth pairs
 #   procps             `sysctl`: the proxy host's TCP timeouts (docker-compose.yml's `sysctls`)
@@ -25,7 +26,7 @@ set -euo pipefail
 
 packages=(nix-bin patchelf redis-server skopeo umoci git ca-certificates xz-utils)
 test_packages=(chromium nginx podman containerd apache2-utils)
-bench_packages=(docker-registry wrk nginx)
+bench_packages=(docker-registry wrk curl nginx)
 farm_packages=(iproute2 procps nginx prometheus)
 
 for arg in "$@"; do
