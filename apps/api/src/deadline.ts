@@ -17,7 +17,7 @@ export class DeadlineError extends Error {
   /** `what`: the step that did not answer, as a client may read it ("taking the submit lock"). */
   constructor(
     readonly what: string,
-    ms: number,
+    readonly ms: number,
   ) {
     super(`${what} did not answer within ${ms} ms`);
   }

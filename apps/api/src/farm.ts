@@ -1,9 +1,8 @@
 // The API's Redis side, in one place: the build queues with what guards them (cold-builds.ts),
 // live workers, prebuild batches, the farm's status, and a health connection for /readyz. What a
-// request waits for answers within a deadline (deadline.ts). main.ts loads this module on first need (a cold
-// pull, /readyz, /metrics, the status page, the admin API), not at start-up: BullMQ and ioredis
-// are about half of what loading the API costs, in time and memory, and a replica that serves
-// warm pulls needs neither (docs/design.md §6, "Start-up").
+// request waits for answers within a deadline (deadline.ts). It runs on a thread of its own,
+// started on first need (a cold pull, /readyz, /metrics, the status page, the admin API), not at
+// start-up: farm-thread.ts says why.
 
 import { once } from 'node:events';
 import { READINESS_TIMEOUT_MS, redisConnectionOptions, type Config, type Storage, type System } from '@nixyard/core';
@@ -38,7 +37,7 @@ export interface Farm {
   prebuilds: Prebuilds;
   status: FarmStatus;
   /** Redis PING on a connection that fails fast instead of queueing while Redis is away. */
-  ping(): Promise<unknown>;
+  health: { ping(): Promise<unknown> };
   close(): Promise<void>;
 }
 
@@ -74,13 +73,15 @@ export function connectFarm({ config, systems, storage, resolver, logger, onRefu
     liveWorkers: { count: (system) => fromRedis(liveWorkers.countSettled(system), 'counting live workers') },
     prebuilds,
     status: new FarmStatus(systems, builds, liveWorkers, prebuilds),
-    async ping() {
-      // The first check after the farm is loaded finds its connection still opening: wait for it
-      // (within the check's own deadline) rather than report Redis as down.
-      if (healthRedis.status === 'wait' || healthRedis.status === 'connecting' || healthRedis.status === 'connect') {
-        await once(healthRedis, 'ready', { signal: AbortSignal.timeout(READINESS_TIMEOUT_MS) });
-      }
-      return healthRedis.ping();
+    health: {
+      async ping() {
+        // The first check after the farm is loaded finds its connection still opening: wait for it
+        // (within the check's own deadline) rather than report Redis as down.
+        if (healthRedis.status === 'wait' || healthRedis.status === 'connecting' || healthRedis.status === 'connect') {
+          await once(healthRedis, 'ready', { signal: AbortSignal.timeout(READINESS_TIMEOUT_MS) });
+        }
+        return healthRedis.ping();
+      },
     },
     async close() {
       await Promise.allSettled([builds.close(), prebuilds.close()]);

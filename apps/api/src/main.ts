@@ -1,48 +1,40 @@
 // Starts the registry API from environment variables alone (docs/design.md §6), for `npm run api` and
 // the container image. Any configuration problem stops it with one line naming the variable.
 //
-// Start-up loads only what serving a warm pull needs, and listens. The farm's Redis side (farm.ts)
-// and the operator app (operator-app.ts) are loaded by the first request that needs them; until
-// then the stand-ins below wait for them, so callers never know the difference.
+// Start-up loads only what serving a warm pull needs, and listens. The farm's Redis side (farm.ts,
+// on a thread of its own: farm-thread.ts) and the operator app (operator-app.ts) are started by
+// the first request that needs them; the stand-ins below call through, so callers never know the
+// difference.
 
 import { createServer } from 'node:http';
 import { SHUTDOWN_GRACE_DEFAULTS, loadConfigOrExit, openStorage, roleReadiness } from '@nixyard/core';
-import { pino } from 'pino';
+import { createApiLogger } from './api-logger.js';
 import { createApp } from './app.js';
 import { ContentCache } from './content-cache.js';
 import { EpochWatch } from './epoch-watch.js';
-import type { Farm } from './farm.js';
+import { FarmThread } from './farm-thread.js';
 import { failRequest } from './http-errors.js';
 import { ApiMetrics } from './metrics.js';
 import { clientAddressOf, fromTrustedProxyOf } from './client-address.js';
-import { deferred, listenerOnFirstUse, onFirstUse } from './on-first-use.js';
+import { listenerOnFirstUse } from './on-first-use.js';
 import { PackageIndexCache } from './package-index-cache.js';
 import { RecordCache } from './record-cache.js';
 import { SourceResolver } from './source-resolver.js';
 
 const config = loadConfigOrExit('api');
-// Asynchronous, buffered writes: lines gather until 4 KiB or for at most LOG_FLUSH_MS and go out
-// in one write(2) on libuv's threads. A write per line woke one of those threads per request,
-// which on a core shared with builds took turns with the event loop; pino flushes what is left
-// when the process exits. A process killed outright loses at most the last LOG_FLUSH_MS of lines.
-const LOG_FLUSH_MS = 250;
-const logger = pino({ level: config.logLevel, base: { role: 'api' } }, pino.destination({ sync: false, minLength: 4096, periodicFlush: LOG_FLUSH_MS }));
+const logger = createApiLogger(config.logLevel);
 const storage = openStorage(config.storage);
 // A system in NIXYARD_INDEX_SYSTEMS is served too, or its index could never be complete.
 const systems = [...new Set([...config.systems, ...(config.indexSystems ?? [])])];
 const resolver = new SourceResolver(config.source, config.image.manifestTtlSeconds);
 
-let connectedFarm: Farm | undefined;
-const farm = onFirstUse(async () => {
-  const { connectFarm } = await import('./farm.js');
-  connectedFarm = connectFarm({ config, systems, storage, resolver, logger, onRefused: (reason) => metrics.admissionRefusals.inc({ reason }) });
-  logger.info({ systems }, 'build farm connection opened');
-  return connectedFarm;
-});
-const coldBuilds = deferred(async () => (await farm()).coldBuilds, ['build']);
-const liveWorkers = deferred(async () => (await farm()).liveWorkers, ['count']);
-const farmStatus = deferred(async () => (await farm()).status, ['queueDepth', 'liveWorkers', 'prebuildBatches', 'recentFailures']);
-const prebuilds = deferred(async () => (await farm()).prebuilds, ['submit', 'list', 'get', 'cancel']);
+// The farm's Redis side, on a thread of its own started by the first call that needs it.
+const farm = new FarmThread({ config, systems, logger, onRefused: (reason) => metrics.admissionRefusals.inc({ reason }) });
+const coldBuilds = farm.part('coldBuilds');
+const liveWorkers = farm.part('liveWorkers');
+const farmStatus = farm.part('status');
+const prebuilds = farm.part('prebuilds');
+const farmHealth = farm.part('health');
 const metrics = new ApiMetrics(farmStatus);
 const operator = listenerOnFirstUse(
   async () => {
@@ -55,7 +47,7 @@ const operator = listenerOnFirstUse(
       metrics,
       logger,
       admin: adminRouter({ token: config.admin.token, prebuilds, logger }),
-      readiness: roleReadiness({ pingRedis: async () => (await farm()).ping(), storage }),
+      readiness: roleReadiness({ pingRedis: () => farmHealth.ping(), storage }),
       statusPage: statusPage({ farm: farmStatus, resolver, systems, indexSystems: config.indexSystems }),
     });
   },
@@ -130,7 +122,7 @@ function stop(signal: string): void {
   }, graceSeconds * 1000).unref();
   // No new connections; idle keep-alive ones close now, busy ones once their response is sent.
   server.close(() => {
-    void (connectedFarm?.close() ?? Promise.resolve()).finally(() => {
+    void farm.close().finally(() => {
       logger.flush();
       process.exit(0);
     });

@@ -1,6 +1,6 @@
-// Loading on first use, for the parts of the API that a warm pull never needs (farm.ts, the
-// operator app). Concurrent first callers share one load; a load that fails is forgotten, so the
-// next caller tries again instead of inheriting the failure for the life of the process.
+// Loading on first use, for the part of the API that a warm pull never needs (the operator app).
+// Concurrent first callers share one load; a load that fails is forgotten, so the next caller
+// tries again instead of inheriting the failure for the life of the process.
 
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 
@@ -28,22 +28,4 @@ export function listenerOnFirstUse(
       (err: unknown) => fail(req, res, err),
     );
   };
-}
-
-type AsyncMethods<T> = { [K in keyof T as T[K] extends (...args: never[]) => Promise<unknown> ? K : never]: T[K] };
-
-/**
- * Stands in for an object that is loaded on first use: each named method waits for `load`, then
- * calls the loaded object's method of the same name. Only methods that return promises qualify,
- * since the wait makes every call asynchronous.
- */
-export function deferred<T, K extends keyof AsyncMethods<T>>(load: () => Promise<T>, methods: readonly K[]): Pick<AsyncMethods<T>, K> {
-  const standIn: Record<PropertyKey, unknown> = {};
-  for (const method of methods) {
-    standIn[method] = async (...args: unknown[]) => {
-      const target = await load();
-      return (target[method as keyof T] as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-    };
-  }
-  return standIn as Pick<AsyncMethods<T>, K>;
 }

@@ -1,12 +1,11 @@
 // Loading on first use (on-first-use.ts): one load for concurrent callers, a failed load retried,
-// stand-ins that call through, and a request listener answering in the registry's error form
-// when its load fails.
+// and a request listener answering in the registry's error form when its load fails.
 
 import assert from 'node:assert/strict';
 import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { deferred, listenerOnFirstUse, onFirstUse } from '../src/on-first-use.js';
+import { listenerOnFirstUse, onFirstUse } from '../src/on-first-use.js';
 import { failRequest } from '../src/http-errors.js';
 import { pino } from 'pino';
 
@@ -31,31 +30,6 @@ test('a failed load is not remembered: the next call loads again', async () => {
   await assert.rejects(get(), /redis module missing/);
   assert.equal(await get(), 'loaded');
   assert.equal(attempts, 2);
-});
-
-test('a stand-in calls the loaded object with its own `this` and arguments, loading it once', async () => {
-  class Counter {
-    total = 0;
-    async add(n: number): Promise<number> {
-      this.total += n;
-      return this.total;
-    }
-    async reset(): Promise<void> {
-      this.total = 0;
-    }
-  }
-  let loads = 0;
-  const counter = new Counter();
-  const load = onFirstUse(async () => {
-    loads++;
-    return counter;
-  });
-  const standIn = deferred(load, ['add']);
-  assert.equal(loads, 0);
-  assert.equal(await standIn.add(2), 2);
-  assert.equal(await standIn.add(3), 5);
-  assert.equal(loads, 1);
-  assert.deepEqual(Object.keys(standIn), ['add']);
 });
 
 async function serve(listener: RequestListener): Promise<{ url: string; close(): void }> {
