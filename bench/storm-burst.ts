@@ -4,7 +4,8 @@
 // spent as much CPU in the storm's first 300 ms as the API itself did (perf sched: 127 ms against
 // 124). curl is started before the storm and waits for its list of pulls on stdin, so starting a
 // process is not part of the storm either. Each answer's body is kept, for the error code of a
-// pull that was neither built nor refused.
+// pull that was neither built nor refused. `--no-progress-meter`, not `--silent`: curl 7.88 shows
+// its parallel progress meter despite `--silent`.
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -28,7 +29,7 @@ export interface Burst {
 export function startBurst(host: string, names: readonly string[], dir: string): Burst {
   const child = spawn(
     'curl',
-    ['--parallel', '--parallel-immediate', '--parallel-max', String(names.length), '--silent', '--write-out', '%{urlnum} %{http_code}\\n', '--config', '-'],
+    ['--parallel', '--parallel-immediate', '--parallel-max', String(names.length), '--no-progress-meter', '--write-out', '%{urlnum} %{http_code}\\n', '--config', '-'],
     { cwd: dir, stdio: ['pipe', 'pipe', 'inherit'] },
   );
   let out = '';
