@@ -2,9 +2,10 @@
 // status) runs on a thread of its own, not on the event loop that serves warm pulls. A storm of
 // cold pulls is a burst of work for that side (BullMQ scripts, admission, refusals): on one event
 // loop, 60 cold names at once kept it busy for about 200 ms on 2 cores, and warm pulls waited
-// behind that (bench:storm). On its own thread the burst is the kernel's to schedule against the
-// serving thread, which wakes for each warm pull and runs at once; and loading BullMQ and ioredis,
-// about half of what loading the API costs, no longer holds up the serving thread either.
+// behind that (bench:storm). On its own thread, at a lower CPU priority (farm-thread-main.ts), the
+// burst is the kernel's to schedule, and it runs the serving thread first; loading BullMQ and
+// ioredis, about half of what loading the API costs, no longer holds up the serving thread either.
+// The price is a second V8 heap: about 20 MB more once the farm is in use.
 //
 // The thread starts with the first call that needs it (a cold pull, /readyz, /metrics, the status
 // page, the admin API): a replica that only serves warm pulls never starts it. Each part's methods
