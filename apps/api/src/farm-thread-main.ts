@@ -4,8 +4,9 @@
 //
 // It runs at a lower CPU priority than the serving thread (FARM_THREAD_NICE). Its work is for cold
 // pulls, which wait seconds for their builds anyway; the serving thread answers a warm pull in
-// well under a millisecond. Where both are ready to run on one core, the kernel then runs the
-// serving thread first, so a storm's burst of admissions does not take turns with warm pulls.
+// well under a millisecond. Where both are ready to run on one core, the kernel then gives the
+// serving thread most of it (nice +10 weighs about a tenth as much), so a storm's burst of
+// admissions does not take equal turns with warm pulls.
 
 import { openStorage } from '@nixyard/core';
 import { getPriority, setPriority } from 'node:os';

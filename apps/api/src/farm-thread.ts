@@ -3,7 +3,7 @@
 // cold pulls is a burst of work for that side (BullMQ scripts, admission, refusals): on one event
 // loop, 60 cold names at once kept it busy for about 200 ms on 2 cores, and warm pulls waited
 // behind that (bench:storm). On its own thread, at a lower CPU priority (farm-thread-main.ts), the
-// burst is the kernel's to schedule, and it runs the serving thread first; loading BullMQ and
+// burst is the kernel's to schedule, and it favours the serving thread; loading BullMQ and
 // ioredis, about half of what loading the API costs, no longer holds up the serving thread either.
 // The price is a second V8 heap: about 20 MB more once the farm is in use.
 //
