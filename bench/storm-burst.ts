@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OCI_IMAGE_MANIFEST } from '@nixyard/core';
+import { errorCode } from '../test/chaos/api-replicas.js';
 
 export interface BurstAnswer {
   /** The HTTP status; 0 when the pull got no answer. */
@@ -49,17 +50,9 @@ export function startBurst(host: string, names: readonly string[], dir: string):
       const statuses = new Map(out.trim().split('\n').map((line) => line.split(' ').map(Number) as [number, number]));
       return names.map((_, i) => {
         const status = statuses.get(i) ?? 0;
-        return { status, code: status === 200 || status === 0 ? null : errorCode(join(dir, `${i}.body`)) };
+        return { status, code: status === 200 || status === 0 ? null : (errorCode({ body: readFileSync(join(dir, `${i}.body`)) }) ?? null) };
       });
     },
     stop: () => void child.kill(),
   };
-}
-
-function errorCode(path: string): string | null {
-  try {
-    return (JSON.parse(readFileSync(path, 'utf8')) as { errors?: Array<{ code?: string }> }).errors?.[0]?.code ?? null;
-  } catch {
-    return null;
-  }
 }

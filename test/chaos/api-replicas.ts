@@ -69,7 +69,7 @@ export function pullManifest(host: string, name: string, headers: Record<string,
 }
 
 /** The registry error code of a non-200 answer (`errors[0].code`), or undefined. */
-export function errorCode(answer: Answer): string | undefined {
+export function errorCode(answer: Pick<Answer, 'body'>): string | undefined {
   try {
     return (JSON.parse(answer.body.toString('utf8')) as { errors?: Array<{ code?: string }> }).errors?.[0]?.code;
   } catch {
