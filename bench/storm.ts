@@ -29,20 +29,32 @@
 // API serves nothing but the pulls. The storm is fired by curl (storm-burst.ts), started before
 // the idle phase.
 //
-//   npm run bench:storm                          5 rounds, about a minute on 2 cores
+// Two reference loads follow each round's storm, for reading its figures: the same warm load while
+// the CPUs the workers build on run a loop of their own and no builds, first a busy loop that makes
+// no system calls, then a shell starting /bin/true over and over. On a virtual machine, a vCPU
+// that starts processes can slow its neighbours (docs/operations.md, "Builds yield to serving");
+// the second figure is what any process-starting work on the build CPUs costs warm pulls there,
+// whatever Nixyard does.
+//
+// `npm run bench:storm` runs this process with --no-memory-reducer: V8 otherwise shrinks an idle
+// heap with full collections, and this process idles through the storm while it waits for curl.
+// Its collections took ~100 ms of CPU in the storm's window, on the core that serves the pulls.
+//
+//   npm run bench:storm                          5 rounds, about 2.5 minutes on 2 cores
 //   npm run bench:storm -- --rounds 1
 //   npm run bench:storm -- --builds 60 --max-queued 20 --workers 2 --spare-cpus 1 --idle-seconds 4
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { buildQueueName, redisConnectionOptions } from '@nixyard/core';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildProblem, freePort, startRedis, startRole, waitForHttp, type Started } from '../scripts/stack.js';
 import { withOfflineNixConfig } from '../scripts/offline-nix.js';
 import { BUNDLED_SET, prepareBundledSet } from '../test/helpers/bundled-set.js';
+import { parseCpuList } from '../apps/worker/src/build-cpus.js';
 import { startBurst } from './storm-burst.js';
 import { startWrk, type WrkReport } from './wrk.js';
 import {
@@ -141,6 +153,9 @@ interface Round {
   stormMs: number;
   /** The largest number of builds waiting at once, sampled from /metrics during the storm. */
   peakWaiting: number;
+  /** The warm load, no builds, with a busy loop on each build CPU; then with a loop starting processes there. */
+  busyLoop: WrkReport;
+  spawnLoop: WrkReport;
 }
 
 async function round(n: number, compiled: boolean): Promise<Round> {
@@ -163,11 +178,12 @@ async function round(n: number, compiled: boolean): Promise<Round> {
     });
     const api = await startApiReplica(env, {}, { compiled, quiet: true });
     cleanups.push(() => api.stop());
-    await Promise.all(
+    const workers = await Promise.all(
       Array.from({ length: WORKERS }, async () => {
         const metricsPort = await freePort();
         const worker = track(startRole('worker', { env: { ...env, NIXYARD_WORKER_METRICS_PORT: String(metricsPort) }, stdio: 'ignore', compiled }));
         await waitForHttp(`http://127.0.0.1:${metricsPort}/metrics`, 60_000, worker.child);
+        return worker;
       }),
     );
 
@@ -218,6 +234,10 @@ async function round(n: number, compiled: boolean): Promise<Round> {
     const storm = await load.report;
     const idleAfter = await warmLoad(IDLE_SECONDS).report;
     const idle = idleAfter.p99Us < idleBefore.p99Us ? idleAfter : idleBefore;
+    // A started worker has confined itself to the CPUs it builds on (NIXYARD_WORKER_SPARE_CPUS).
+    const buildCpus = cpusAllowed(workers[0]!.child.pid!);
+    const busyLoop = await withLoops(BUSY_LOOP, buildCpus, () => warmLoad(IDLE_SECONDS).report);
+    const spawnLoop = await withLoops(SPAWN_LOOP, buildCpus, () => warmLoad(IDLE_SECONDS).report);
 
     const text = (await timedRequest(api.host, '/metrics', {}, 'GET', false)).body.toString();
     const refused = answers.filter((a) => a.status === 429);
@@ -233,10 +253,13 @@ async function round(n: number, compiled: boolean): Promise<Round> {
       failed,
       stormMs: stormEnd - fired,
       peakWaiting,
+      busyLoop,
+      spawnLoop,
     };
     console.log(
       `round ${n}: idle ${describe(idleBefore)}, after the storm ${describe(idleAfter)}; storm ${describe(storm)}; ${result.refusedAnswers} refused (429), ${result.admitted} admitted, ` +
-        `peak waiting ${peakWaiting}, storm over after ${(result.stormMs / 1000).toFixed(1)} s${failed.length ? `; FAILED pulls: ${failed.join('; ')}` : ''}`,
+        `peak waiting ${peakWaiting}, storm over after ${(result.stormMs / 1000).toFixed(1)} s${failed.length ? `; FAILED pulls: ${failed.join('; ')}` : ''}; ` +
+        `no builds, CPU ${buildCpus.join(',')} in a busy loop: ${describe(busyLoop)}; starting processes: ${describe(spawnLoop)}`,
     );
     return result;
   } finally {
@@ -247,6 +270,31 @@ async function round(n: number, compiled: boolean): Promise<Round> {
         console.error(`bench:storm: clean-up: ${(err as Error).message}`);
       }
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reference loads (see the top of the file): constant shell programs, nothing put into them.
+
+const BUSY_LOOP = 'while :; do :; done';
+const SPAWN_LOOP = 'while :; do /bin/true; done';
+
+/** The CPUs process `pid` may run on. */
+function cpusAllowed(pid: number): number[] {
+  const line = /^Cpus_allowed_list:\s*(.+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!line) throw new Error(`/proc/${pid}/status has no Cpus_allowed_list`);
+  return parseCpuList(line[1]!);
+}
+
+/** Runs `measure` while one `sh -c loop` per CPU of `cpus` runs there. */
+async function withLoops<T>(loop: string, cpus: readonly number[], measure: () => Promise<T>): Promise<T> {
+  const loops = cpus.map((cpu) => spawn('taskset', ['--cpu-list', String(cpu), 'sh', '-c', loop], { stdio: 'ignore' }));
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    return await measure();
+  } finally {
+    // taskset execs sh, so this is the loop itself; a /bin/true it started ends on its own.
+    for (const child of loops) child.kill('SIGKILL');
   }
 }
 
@@ -276,6 +324,7 @@ function spread(xs: number[], digits = 2): string {
 
 async function main(): Promise<void> {
   const begun = performance.now();
+  if (!process.execArgv.includes('--no-memory-reducer')) console.error('bench:storm: not run by `npm run bench:storm`: without --no-memory-reducer, this process collects garbage during the storm (see the top of bench/storm.ts)');
   const load = loadavg()[0]!;
   prepareBundledSet();
   const problem = buildProblem();
@@ -293,6 +342,7 @@ async function main(): Promise<void> {
   const pick = (f: (r: Round) => number) => rounds.map(f);
   const ratios = pick((r) => r.storm.p99Us / r.idle.p99Us);
   const pass = median(ratios) <= GOAL_RATIO && rounds.every((r) => failures(r.idleBefore) + failures(r.idleAfter) + failures(r.storm) === 0);
+  const againstIdle = (f: (r: Round) => WrkReport) => `${spread(pick((r) => ms(f(r).p99Us)))}, ${spread(pick((r) => f(r).p99Us / r.idle.p99Us))}x idle`;
   const lines: Array<[string, string]> = [
     ['warm p99 idle before / after the storm (ms)', `${spread(pick((r) => ms(r.idleBefore.p99Us)))} / ${spread(pick((r) => ms(r.idleAfter.p99Us)))}`],
     ['warm p50 idle, manifest+blob (ms)', spread(pick((r) => ms(r.idle.p50Us)))],
@@ -309,6 +359,8 @@ async function main(): Promise<void> {
     ['peak builds waiting (read from the queue every 250 ms)', spread(pick((r) => r.peakWaiting), 0)],
     ['time until every admitted build answered (s)', spread(pick((r) => r.stormMs / 1000), 1)],
     ['pulls that failed (neither 200 nor 429)', spread(pick((r) => r.failed.length), 0)],
+    ['no builds: warm p99 with a busy loop on the build CPUs (ms)', againstIdle((r) => r.busyLoop)],
+    ['no builds: warm p99 with processes started on the build CPUs (ms)', againstIdle((r) => r.spawnLoop)],
   ];
   console.log('');
   console.log(
